@@ -1,0 +1,60 @@
+"""Read carrot's Django settings into a core `Config`.
+
+Settings are read when first needed, never at import, and read again
+after ``override_settings`` changes one of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .core import DEFAULT_BROKER_URL, Broker, Config
+
+__all__ = ["broker_url", "get_broker", "get_config"]
+
+#: The environment variable that names the broker when the setting does not.
+BROKER_URL_ENV = "CARROT_BROKER_URL"
+
+
+def broker_url() -> str:
+    """The ``CARROT_BROKER_URL`` setting, else the environment, else RabbitMQ."""
+    return (
+        getattr(settings, "CARROT_BROKER_URL", None)
+        or os.environ.get(BROKER_URL_ENV)
+        or DEFAULT_BROKER_URL
+    )
+
+
+@functools.cache
+def get_config() -> Config:
+    """Return the `Config` that the settings describe."""
+    allowed = getattr(settings, "CARROT_ALLOWED_MODULES", None)
+    return Config(
+        broker_url=broker_url(),
+        transport_options=getattr(settings, "CARROT_BROKER_TRANSPORT_OPTIONS", {}),
+        queue_prefix=getattr(settings, "CARROT_QUEUE_PREFIX", "carrot"),
+        publish_timeout_seconds=getattr(settings, "CARROT_PUBLISH_TIMEOUT_SECONDS", 2.0),
+        prefetch_multiplier=getattr(settings, "CARROT_PREFETCH_MULTIPLIER", 2),
+        refresh_seconds=getattr(settings, "CARROT_REFRESH_SECONDS", 2.0),
+        max_payload_bytes=getattr(settings, "CARROT_MAX_PAYLOAD_BYTES", 1_000_000),
+        allowed_modules=tuple(allowed) if allowed is not None else None,
+    )
+
+
+@functools.cache
+def get_broker() -> Broker:
+    """Return the `Broker` this process publishes to."""
+    return Broker(get_config())
+
+
+@receiver(setting_changed)
+def _reset(setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CARROT_"):
+        get_config.cache_clear()
+        get_broker.cache_clear()

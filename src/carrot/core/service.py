@@ -1,0 +1,304 @@
+"""The service: consume every enabled worker's queue and run its tasks.
+
+One thread, the one that calls `Service.start`, owns the broker
+connection and is the only one to touch it (py-amqp is not thread-safe):
+it receives messages, hands them to the worker's pool, acknowledges them
+once the pool reports the outcome stored, and answers heartbeats while
+tasks run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection
+from types import FrameType
+
+from kombu import Connection
+from kombu.message import Message
+
+from .broker import Broker
+from .config import Config
+from .errors import InvalidMessage
+from .execution import execute
+from .lane import Delivery, Lane, Run
+from .message import CONTENT_TYPE, TaskMessage
+from .store import Runner, TaskStore
+
+__all__ = ["Service"]
+
+logger = logging.getLogger(__name__)
+
+#: How long to wait on the broker while tasks run, so that finished tasks
+#: are acknowledged promptly.
+_BUSY_POLL_SECONDS = 0.005
+#: How long to wait on the broker while nothing runs.
+_IDLE_POLL_SECONDS = 0.5
+#: Pause before requeueing a task whose outcome could not be stored, so a
+#: database outage does not become a busy loop of redeliveries.
+_STORE_ERROR_PAUSE_SECONDS = 1.0
+
+
+class Service:
+    """Consume the queues of the enabled workers until stopped.
+
+    ``worker_names`` limits the service to those workers. ``start`` blocks;
+    ``stop`` may be called from any thread or a signal handler.
+    """
+
+    def __init__(
+        self,
+        store: TaskStore,
+        config: Config,
+        *,
+        worker_names: Collection[str] | None = None,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._broker = Broker(config)
+        self._only = frozenset(worker_names) if worker_names else None
+        self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
+
+        self._lanes: dict[str, Lane] = {}
+        self._inflight: dict[str, Run] = {}
+        self._completions: queue.SimpleQueue[tuple[Lane, Run]] = queue.SimpleQueue()
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._immediate = False
+        #: Set once the service consumes every enabled worker's queue.
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        """Run until `stop` is called or SIGTERM or SIGINT arrives."""
+        restore = self._install_signal_handlers()
+        self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
+        logger.info("carrot service starting on %s", self._broker.safe_url,
+                    extra={"action": "start"})
+        try:
+            while not self._stopping.is_set():
+                self._serve()
+        finally:
+            self._close_lanes()
+            restore()
+        logger.info("carrot service stopped", extra={"action": "stop"})
+
+    def stop(self, *, immediate: bool = False) -> None:
+        """Stop taking tasks and return from `start` once running ones end.
+
+        With ``immediate``, return without waiting; the broker redelivers
+        the messages of the tasks that were running.
+        """
+        self._immediate = self._immediate or immediate
+        self._stopping.set()
+
+    def _serve(self) -> None:
+        connection = self._broker.connection()
+        try:
+            connection.ensure_connection(
+                errback=self._on_connect_error,
+                max_retries=None,
+                interval_start=0.5, interval_step=0.5, interval_max=5,
+            )
+            self._consume(connection)
+        except connection.connection_errors + connection.channel_errors as exc:
+            logger.warning("lost the broker connection (%s: %s); reconnecting",
+                           type(exc).__name__, exc, extra={"action": "reconnect"})
+            self._forget_channels()
+            connection.collect()
+            self._stopping.wait(0.5)
+        else:
+            connection.release()
+
+    def _on_connect_error(self, exc: BaseException, interval: float) -> None:
+        logger.warning("cannot reach the broker at %s (%s); next try in %.1f s",
+                       self._broker.safe_url, exc, interval,
+                       extra={"action": "connect"})
+        if self._stopping.is_set():
+            raise exc
+
+    def _consume(self, connection: Connection) -> None:
+        self._sync_lanes(connection)
+        self.ready.set()
+        next_sync = time.monotonic() + self._config.refresh_seconds
+
+        while not self._stopping.is_set():
+            self._settle()
+            if time.monotonic() >= next_sync:
+                self._sync_lanes(connection)
+                next_sync = time.monotonic() + self._config.refresh_seconds
+            self._drain(connection)
+
+        self._shutdown(connection)
+
+    def _drain(self, connection: Connection) -> None:
+        busy = any(lane.running for lane in self._lanes.values())
+        connection.heartbeat_check()
+        try:
+            connection.drain_events(
+                timeout=_BUSY_POLL_SECONDS if busy else _IDLE_POLL_SECONDS
+            )
+        except socket.timeout:
+            pass
+
+    def _sync_lanes(self, connection: Connection) -> None:
+        """Match the lanes to the enabled workers and their concurrency."""
+        try:
+            wanted = dict(self._store.enabled_workers())
+        except Exception:
+            logger.exception("could not read the workers; keeping the current ones")
+            return
+        if self._only is not None:
+            wanted = {name: n for name, n in wanted.items() if name in self._only}
+
+        for name, concurrency in wanted.items():
+            self._open_lane(connection, name, concurrency)
+
+        for name, lane in self._lanes.items():
+            if name not in wanted and lane.consuming:
+                logger.info("worker %s disabled; stop consuming", name)
+                self._forget(lane.stop_consuming())
+            lane.release_channel()
+
+    def _open_lane(self, connection: Connection, name: str, concurrency: int) -> None:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = Lane(name, self._broker.queue(name))
+        prefetch = concurrency * self._config.prefetch_multiplier
+        lane.resize(concurrency, prefetch)
+        if not lane.consuming:
+            lane.consume(connection, prefetch, self._on_message)
+        self._dispatch(lane)
+
+    def _on_message(self, lane: Lane, message: Message) -> None:
+        if self._stopping.is_set() or not lane.consuming:
+            message.requeue()
+            return
+
+        task = self._decode(lane, message)
+        if task is None:
+            return
+        logger.debug("received task %s on %s", task.task_id, lane.queue.name,
+                     extra={"action": "receive", "task_id": task.task_id})
+
+        delivery = Delivery(message, self._generation)
+        run = self._inflight.get(task.task_id)
+        if run is not None:
+            # Already here: acknowledge this copy when that run ends rather
+            # than running the task twice.
+            run.deliveries.append(delivery)
+            return
+
+        run = self._inflight[task.task_id] = Run(task.task_id, [delivery])
+        lane.pending.append(run)
+        self._dispatch(lane)
+
+    def _decode(self, lane: Lane, message: Message) -> TaskMessage | None:
+        try:
+            if message.content_type != CONTENT_TYPE:
+                raise InvalidMessage(f"content type {message.content_type!r} "
+                                     f"is not {CONTENT_TYPE}")
+            return TaskMessage.from_body(message.decode())
+        except Exception as exc:
+            logger.warning("rejected a message on %s that carrot cannot read: %s",
+                           lane.queue.name, exc, extra={"action": "reject"})
+            message.reject(requeue=False)
+            return None
+
+    def _dispatch(self, lane: Lane) -> None:
+        while lane.pending and lane.running < lane.concurrency:
+            lane.submit(self._execute, lane, lane.pending.popleft())
+
+    def _execute(self, lane: Lane, run: Run) -> None:
+        """Run in a pool thread; the service thread acknowledges."""
+        try:
+            run.state = execute(self._store, run.task_id, self._runner,
+                                self._config.allowed_modules)
+        except Exception:
+            logger.exception("could not store the outcome of task %s; its "
+                             "message goes back to the queue", run.task_id,
+                             extra={"action": "requeue", "task_id": run.task_id})
+            run.error = True
+            time.sleep(_STORE_ERROR_PAUSE_SECONDS)
+        finally:
+            self._completions.put((lane, run))
+
+    def _settle(self, timeout: float | None = None) -> None:
+        """Acknowledge the messages of every run that has ended."""
+        while True:
+            try:
+                lane, run = self._completions.get(timeout is not None, timeout)
+            except queue.Empty:
+                return
+            timeout = None
+            lane.running -= 1
+            self._inflight.pop(run.task_id, None)
+            for delivery in run.deliveries:
+                # A message from an earlier connection cannot be acknowledged:
+                # its channel is gone and the broker redelivers it.
+                if delivery.generation != self._generation:
+                    continue
+                if run.error:
+                    delivery.message.requeue()
+                else:
+                    delivery.message.ack()
+            self._dispatch(lane)
+
+    def _shutdown(self, connection: Connection) -> None:
+        """Requeue unstarted messages, then wait for the running tasks."""
+        for lane in self._lanes.values():
+            self._forget(lane.stop_consuming())
+        running = sum(lane.running for lane in self._lanes.values())
+        if running:
+            logger.info("stopping: waiting for %d running task(s)", running,
+                        extra={"action": "stop"})
+
+        while not self._immediate and any(lane.running for lane in self._lanes.values()):
+            self._settle(timeout=0.05)
+            connection.heartbeat_check()
+            try:
+                connection.drain_events(timeout=_BUSY_POLL_SECONDS)
+            except socket.timeout:
+                pass
+        self._settle()
+
+    def _forget(self, runs: list[Run]) -> None:
+        for run in runs:
+            self._inflight.pop(run.task_id, None)
+
+    def _forget_channels(self) -> None:
+        self._generation += 1
+        for lane in self._lanes.values():
+            self._forget(lane.drop_channel())
+        self._settle()
+
+    def _close_lanes(self) -> None:
+        if self._immediate:
+            return
+        for lane in self._lanes.values():
+            lane.close()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            immediate = self._stopping.is_set()
+            logger.warning("received %s: %s", signal.Signals(signum).name,
+                           "stopping at once" if immediate else
+                           "finishing running tasks; send again to stop at once")
+            self.stop(immediate=immediate)
+
+        previous = {sig: signal.signal(sig, handle)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+

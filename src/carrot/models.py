@@ -1,0 +1,147 @@
+"""The rows carrot keeps: workers and their tasks.
+
+A task row is the source of truth: a worker runs what the row says, and
+the message on the broker only names the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from .conf import get_config
+from .core import InvalidTask
+from .core.config import check_worker_name
+from .core.kallable import resolve
+from .core.payload import check_args, check_kwargs, check_size
+
+__all__ = ["DEFAULT_WORKER", "Task", "Worker"]
+
+#: The worker a task goes to when it names none; created by the migrations.
+DEFAULT_WORKER = "default"
+
+
+def validate_worker_name(name: str) -> None:
+    """Django validator for `Worker.name`."""
+    try:
+        check_worker_name(name)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class Worker(models.Model):
+    """A named lane of work: one queue and how many of its tasks run at once."""
+
+    name = models.CharField(max_length=100, unique=True,
+                            validators=[validate_worker_name])
+    description = models.TextField(blank=True)
+    #: How many of this worker's tasks one service process runs at once.
+    concurrency = models.PositiveIntegerField(default=4,
+                                              validators=[MinValueValidator(1)])
+    #: A disabled worker's tasks wait in its queue until it is enabled.
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(concurrency__gte=1),
+                                   name="carrot_worker_concurrency_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        check_worker_name(self.name)
+        if self.concurrency < 1:
+            raise ValueError(f"worker {self.name!r} needs a concurrency of at "
+                             f"least 1, not {self.concurrency}")
+        super().save(*args, **kwargs)
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def bulk_create(self, objs: Iterable[Task], *args: Any, **kwargs: Any) -> list[Task]:
+        """Validate and insert the tasks, then publish them on commit."""
+        from .publishing import publish_on_commit
+
+        tasks = list(objs)
+        for task in tasks:
+            task.validate()
+        created = super().bulk_create(tasks, *args, **kwargs)
+        publish_on_commit(created, self.db)
+        return created
+
+
+class Task(models.Model):
+    """A call to run on a worker, with its lifecycle and outcome."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    #: Dotted path of the callable, such as ``"animals.Dog.bark"``.
+    kallable = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, to_field="name",
+                               db_column="worker", default=DEFAULT_WORKER,
+                               related_name="tasks")
+    status = models.CharField(max_length=16, choices=Status.choices,
+                              default=Status.WAITING, db_index=True)
+    #: The JSON return value of a succeeded task.
+    result = models.JSONField(null=True, blank=True)
+    #: The exception of a failed task, as ``Type: message``.
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    #: How many times a worker has started the task.
+    attempts = models.PositiveIntegerField(default=0)
+    #: The host and process that ran the task last.
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    #: When the broker confirmed the message; empty while still to publish.
+    published_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[models.Manager[Task]] = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The outbox: waiting rows the broker has not confirmed.
+            models.Index(fields=["created_at"], name="carrot_task_unpublished",
+                         condition=models.Q(published_at__isnull=True,
+                                            status="waiting")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kallable} ({self.status})"
+
+    def validate(self) -> None:
+        """Raise `InvalidTask` unless the row can be stored and run."""
+        config = get_config()
+        resolve(self.kallable, config.allowed_modules)
+        self.args = check_args(self.args)
+        self.kwargs = check_kwargs(self.kwargs)
+        check_size(self.args, self.kwargs, config.max_payload_bytes)
+
+    def clean(self) -> None:
+        try:
+            self.validate()
+        except InvalidTask as exc:
+            raise ValidationError(str(exc)) from None
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            self.validate()
+        super().save(*args, **kwargs)
