@@ -1,0 +1,57 @@
+"""Sessions that mirror CI: ``nox -s tests``, ``lint``, ``types``, ``demo``,
+``docs`` and ``bench``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "types"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _expose_pyenv_pythons() -> None:
+    # pyenv's shims answer for one version at a time; naming every
+    # installed version lets nox find python3.12 beside the default.
+    if "PYENV_VERSION" in os.environ or shutil.which("pyenv") is None:
+        return
+    versions = subprocess.run(
+        ["pyenv", "versions", "--bare", "--skip-aliases"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()
+    if versions:
+        os.environ["PYENV_VERSION"] = ":".join(versions)
+
+
+_expose_pyenv_pythons()
+
+#: The supported Django lines, each on the Python it is tested with.
+DJANGO_LINES = [("3.11", "5.2"), ("3.12", "6.1")]
+
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-django>=4.8", "psycopg[binary]>=3.1"]
+
+
+@nox.session
+@nox.parametrize("python,django", DJANGO_LINES, ids=["django5.2", "django6.1"])
+def tests(session: nox.Session, django: str) -> None:
+    """Run the test suite: in-memory, RabbitMQ, Redis and PostgreSQL."""
+    session.install("-e", ".[redis]", f"django~={django}.0", *TEST_REQUIREMENTS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """Check formatting and lint with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    """Type-check the package with mypy and django-stubs."""
+    session.install("-e", ".[redis]", "mypy", "django-stubs", *TEST_REQUIREMENTS)
+    session.run("mypy")
