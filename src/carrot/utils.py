@@ -33,6 +33,11 @@ class WorkerService:
         """Run the workers until stopped."""
         self.service.start()
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the service was stopped at once, leaving tasks unfinished."""
+        return self.service.interrupted
+
     def stop(self, *, immediate: bool = False) -> None:
         """Stop from another thread; see `carrot.core.Service.stop`."""
         self.service.stop(immediate=immediate)

@@ -87,6 +87,15 @@ class Service:
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last stop was immediate, leaving tasks unfinished.
+
+        Their threads still run; a caller that exits should exit at once
+        (``os._exit``) rather than wait for them.
+        """
+        return self._immediate
+
     def stop(self, *, immediate: bool = False) -> None:
         """Stop taking tasks and return from `start` once running ones end.
 
