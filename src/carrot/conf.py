@@ -39,7 +39,9 @@ def get_config() -> Config:
         broker_url=broker_url(),
         transport_options=getattr(settings, "CARROT_BROKER_TRANSPORT_OPTIONS", {}),
         queue_prefix=getattr(settings, "CARROT_QUEUE_PREFIX", "carrot"),
-        publish_timeout_seconds=getattr(settings, "CARROT_PUBLISH_TIMEOUT_SECONDS", 2.0),
+        publish_timeout_seconds=getattr(
+            settings, "CARROT_PUBLISH_TIMEOUT_SECONDS", 2.0
+        ),
         prefetch_multiplier=getattr(settings, "CARROT_PREFETCH_MULTIPLIER", 2),
         refresh_seconds=getattr(settings, "CARROT_REFRESH_SECONDS", 2.0),
         max_payload_bytes=getattr(settings, "CARROT_MAX_PAYLOAD_BYTES", 1_000_000),

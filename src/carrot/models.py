@@ -38,20 +38,24 @@ def validate_worker_name(name: str) -> None:
 class Worker(models.Model):
     """A named lane of work: one queue and how many of its tasks run at once."""
 
-    name = models.CharField(max_length=100, unique=True,
-                            validators=[validate_worker_name])
+    name = models.CharField(
+        max_length=100, unique=True, validators=[validate_worker_name]
+    )
     description = models.TextField(blank=True)
     #: How many of this worker's tasks one service process runs at once.
-    concurrency = models.PositiveIntegerField(default=4,
-                                              validators=[MinValueValidator(1)])
+    concurrency = models.PositiveIntegerField(
+        default=4, validators=[MinValueValidator(1)]
+    )
     #: A disabled worker's tasks wait in its queue until it is enabled.
     enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(concurrency__gte=1),
-                                   name="carrot_worker_concurrency_positive"),
+            models.CheckConstraint(
+                condition=models.Q(concurrency__gte=1),
+                name="carrot_worker_concurrency_positive",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -60,13 +64,17 @@ class Worker(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         check_worker_name(self.name)
         if self.concurrency < 1:
-            raise ValueError(f"worker {self.name!r} needs a concurrency of at "
-                             f"least 1, not {self.concurrency}")
+            raise ValueError(
+                f"worker {self.name!r} needs a concurrency of at "
+                f"least 1, not {self.concurrency}"
+            )
         super().save(*args, **kwargs)
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
-    def bulk_create(self, objs: Iterable[Task], *args: Any, **kwargs: Any) -> list[Task]:
+    def bulk_create(
+        self, objs: Iterable[Task], *args: Any, **kwargs: Any
+    ) -> list[Task]:
         """Validate and insert the tasks, then publish them on commit."""
         from .publishing import publish_on_commit
 
@@ -92,11 +100,17 @@ class Task(models.Model):
     kallable = models.CharField(max_length=255)
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
-    worker = models.ForeignKey(Worker, on_delete=models.PROTECT, to_field="name",
-                               db_column="worker", default=DEFAULT_WORKER,
-                               related_name="tasks")
-    status = models.CharField(max_length=16, choices=Status.choices,
-                              default=Status.WAITING, db_index=True)
+    worker = models.ForeignKey(
+        Worker,
+        on_delete=models.PROTECT,
+        to_field="name",
+        db_column="worker",
+        default=DEFAULT_WORKER,
+        related_name="tasks",
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.WAITING, db_index=True
+    )
     #: The JSON return value of a succeeded task.
     result = models.JSONField(null=True, blank=True)
     #: The exception of a failed task, as ``Type: message``.
@@ -119,13 +133,20 @@ class Task(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # The outbox: waiting rows the broker has not confirmed.
-            models.Index(fields=["created_at"], name="carrot_task_unpublished",
-                         condition=models.Q(published_at__isnull=True,
-                                            status="waiting")),
+            models.Index(
+                fields=["created_at"],
+                name="carrot_task_unpublished",
+                condition=models.Q(published_at__isnull=True, status="waiting"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kallable} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            self.validate()
+        super().save(*args, **kwargs)
 
     def validate(self) -> None:
         """Raise `InvalidTask` unless the row can be stored and run."""
@@ -140,8 +161,3 @@ class Task(models.Model):
             self.validate()
         except InvalidTask as exc:
             raise ValidationError(str(exc)) from None
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._state.adding:
-            self.validate()
-        super().save(*args, **kwargs)

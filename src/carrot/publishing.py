@@ -32,7 +32,7 @@ def publish_on_commit(tasks: Sequence[Task], using: str) -> None:
     """
     if not tasks:
         return
-    pending = [(str(task.pk), task.worker_id) for task in tasks]
+    pending = [(str(task.pk), str(task.worker_id)) for task in tasks]
     transaction.on_commit(functools.partial(_publish, pending, using), using=using)
 
 
@@ -40,12 +40,18 @@ def _publish(pending: list[tuple[str, str]], using: str) -> None:
     from .models import Task
 
     try:
-        get_broker().publish((TaskMessage(task_id), worker) for task_id, worker in pending)
+        get_broker().publish(
+            (TaskMessage(task_id), worker) for task_id, worker in pending
+        )
     except PublishError as exc:
         # The rows are the outbox: a running service publishes them later.
-        logger.warning("%d task(s) stored but not published (%s); the service "
-                       "publishes them once the broker answers", len(pending), exc,
-                       extra={"action": "publish_failed"})
+        logger.warning(
+            "%d task(s) stored but not published (%s); the service "
+            "publishes them once the broker answers",
+            len(pending),
+            exc,
+            extra={"action": "publish_failed"},
+        )
         return
 
     now = timezone.now()

@@ -12,7 +12,8 @@ from .publishing import publish_on_commit
 
 
 @receiver(post_save, sender=Task, dispatch_uid="carrot.publish_created_task")
-def publish_created_task(sender: type[Task], instance: Task, created: bool,
-                         using: str, **kwargs: Any) -> None:
+def publish_created_task(
+    sender: type[Task], instance: Task, created: bool, using: str, **kwargs: Any
+) -> None:
     if created:
         publish_on_commit([instance], using)

@@ -52,25 +52,28 @@ class DjangoTaskStore:
         kallable, args, kwargs, attempts = Task.objects.values_list(
             "kallable", "args", "kwargs", "attempts"
         ).get(pk=task_id)
-        return Claim(ClaimState.CLAIMED,
-                     TaskCall(task_id, kallable, args, kwargs, attempts))
+        return Claim(
+            ClaimState.CLAIMED, TaskCall(task_id, kallable, args, kwargs, attempts)
+        )
 
     def succeed(self, task_id: str, result: Any) -> None:
         self._finish(task_id, status=Task.Status.SUCCEEDED, result=result)
 
     def fail(self, task_id: str, error: str, traceback: str) -> None:
-        self._finish(task_id, status=Task.Status.FAILED, error=error,
-                     traceback=traceback)
+        self._finish(
+            task_id, status=Task.Status.FAILED, error=error, traceback=traceback
+        )
 
     def _finish(self, task_id: str, **fields: Any) -> None:
         try:
-            Task.objects.filter(pk=task_id).update(finished_at=timezone.now(),
-                                                   **fields)
+            Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
         finally:
             close_old_connections()
 
     def _unclaimable(self, task_id: str) -> ClaimState:
-        status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+        status = (
+            Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+        )
         close_old_connections()
         if status is None:
             return ClaimState.MISSING

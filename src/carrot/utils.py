@@ -21,13 +21,15 @@ class WorkerService:
     from another thread.
     """
 
-    def __init__(self, workers: Iterable[str] | None = None, *,
-                 broker_url: str | None = None) -> None:
+    def __init__(
+        self, workers: Iterable[str] | None = None, *, broker_url: str | None = None
+    ) -> None:
         config = get_config()
         if broker_url:
             config = dataclasses.replace(config, broker_url=broker_url)
-        self.service = Service(DjangoTaskStore(), config,
-                               worker_names=list(workers) if workers else None)
+        self.service = Service(
+            DjangoTaskStore(), config, worker_names=list(workers) if workers else None
+        )
 
     def start(self) -> None:
         """Run the workers until stopped."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from kombu import Connection, Exchange, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 from kombu.pools import producers
 
 from .config import Config
@@ -41,14 +42,16 @@ class Broker:
 
     def connection(self) -> Connection:
         """Return a new, not yet connected, kombu connection."""
+        options = dict(self.config.transport_options)
         connection = Connection(
             self.config.broker_url,
             heartbeat=self.config.heartbeat_seconds,
             connect_timeout=self.config.publish_timeout_seconds,
-            transport_options=dict(self.config.transport_options),
+            transport_options=options,
         )
         if connection.transport_cls in _AMQP_TRANSPORTS:
-            connection.transport_options.setdefault("confirm_publish", True)
+            # kombu keeps this very dict and reads it when it connects.
+            options.setdefault("confirm_publish", True)
         return connection
 
     @property
@@ -73,7 +76,9 @@ class Broker:
         """
         timeout = self.config.publish_timeout_seconds
         try:
-            with producers[self._connection].acquire(block=True, timeout=timeout) as producer:
+            with producers[self._connection].acquire(
+                block=True, timeout=timeout
+            ) as producer:
                 for message, worker_name in messages:
                     self._publish_one(producer, message, worker_name)
         except PublishError:
@@ -83,7 +88,9 @@ class Broker:
                 f"could not publish to {self.safe_url}: {exc.__class__.__name__}"
             ) from exc
 
-    def _publish_one(self, producer: object, message: TaskMessage, worker_name: str) -> None:
+    def _publish_one(
+        self, producer: object, message: TaskMessage, worker_name: str
+    ) -> None:
         queue = self.queue(worker_name)
         producer.publish(  # type: ignore[attr-defined]
             message.to_body(),

@@ -37,25 +37,40 @@ def execute(
     return ClaimState.CLAIMED
 
 
-def _call(store: TaskStore, call: TaskCall, allowed_modules: Collection[str] | None) -> None:
+def _call(
+    store: TaskStore, call: TaskCall, allowed_modules: Collection[str] | None
+) -> None:
     extra = {"action": "run", "task_id": call.task_id}
-    logger.info("task %s started: %s (attempt %d)", call.task_id, call.kallable,
-                call.attempt, extra=extra)
+    logger.info(
+        "task %s started: %s (attempt %d)",
+        call.task_id,
+        call.kallable,
+        call.attempt,
+        extra=extra,
+    )
     started = time.monotonic()
 
     try:
         function = resolve(call.kallable, allowed_modules)
         result = function(*call.args, **call.kwargs)
         check_json(result, "the return value")
-    except BaseException as exc:  # noqa: BLE001 - a task's failure is data
-        logger.exception("task %s failed: %s", call.task_id, call.kallable,
-                         extra={**extra, "action": "fail"})
+    except BaseException as exc:
+        logger.exception(
+            "task %s failed: %s",
+            call.task_id,
+            call.kallable,
+            extra={**extra, "action": "fail"},
+        )
         store.fail(call.task_id, _describe(exc), traceback.format_exc())
         return
 
     store.succeed(call.task_id, result)
-    logger.info("task %s succeeded in %.3f s", call.task_id,
-                time.monotonic() - started, extra={**extra, "action": "succeed"})
+    logger.info(
+        "task %s succeeded in %.3f s",
+        call.task_id,
+        time.monotonic() - started,
+        extra={**extra, "action": "succeed"},
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -67,10 +82,14 @@ def _describe(exc: BaseException) -> str:
 def _log_unclaimed(task_id: str, state: ClaimState) -> None:
     extra = {"action": "skip", "task_id": task_id}
     if state is ClaimState.FINISHED:
-        logger.info("task %s already finished; duplicate message dropped",
-                    task_id, extra=extra)
+        logger.info(
+            "task %s already finished; duplicate message dropped", task_id, extra=extra
+        )
     elif state is ClaimState.BUSY:
-        logger.warning("task %s is running in another process; not starting "
-                       "a second copy", task_id, extra=extra)
+        logger.warning(
+            "task %s is running in another process; not starting a second copy",
+            task_id,
+            extra=extra,
+        )
     else:
         logger.warning("task %s has no row; message dropped", task_id, extra=extra)

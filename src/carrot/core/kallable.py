@@ -11,7 +11,9 @@ from .errors import InvalidTask
 __all__ = ["check_allowed", "resolve"]
 
 
-def resolve(path: str, allowed_modules: Collection[str] | None = None) -> Callable[..., Any]:
+def resolve(
+    path: str, allowed_modules: Collection[str] | None = None
+) -> Callable[..., Any]:
     """Import ``path`` and return the callable it names.
 
     The longest importable module prefix is imported, then the rest is
@@ -31,9 +33,10 @@ def resolve(path: str, allowed_modules: Collection[str] | None = None) -> Callab
 
     target = _import_longest(parts, path)
     if not callable(target):
-        raise InvalidTask(f"kallable {path!r} names a {type(target).__name__}, "
-                          "which cannot be called")
-    return target  # type: ignore[no-any-return]
+        raise InvalidTask(
+            f"kallable {path!r} names a {type(target).__name__}, which cannot be called"
+        )
+    return target
 
 
 def check_allowed(path: str, allowed_modules: Collection[str] | None) -> None:

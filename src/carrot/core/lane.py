@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kombu import Connection, Consumer, Queue
+from kombu.connection import Connection
+from kombu.entity import Queue
 from kombu.message import Message
+from kombu.messaging import Consumer
 
 from .message import CONTENT_TYPE
 from .store import ClaimState
@@ -65,8 +67,12 @@ class Lane:
     def idle(self) -> bool:
         return self.running == 0 and not self.pending
 
-    def consume(self, connection: Connection, prefetch: int,
-                on_message: Callable[[Lane, Message], None]) -> None:
+    def consume(
+        self,
+        connection: Connection,
+        prefetch: int,
+        on_message: Callable[[Lane, Message], None],
+    ) -> None:
         """Start consuming on a new channel of ``connection``."""
         self._channel = connection.channel()
         self.consumer = Consumer(
@@ -77,8 +83,12 @@ class Lane:
             prefetch_count=prefetch,
         )
         self.consumer.consume()
-        logger.info("worker %s consuming %s with concurrency %d", self.name,
-                    self.queue.name, self.concurrency)
+        logger.info(
+            "worker %s consuming %s with concurrency %d",
+            self.name,
+            self.queue.name,
+            self.concurrency,
+        )
 
     def resize(self, concurrency: int, prefetch: int) -> None:
         """Run at most ``concurrency`` tasks at once from now on."""
@@ -95,8 +105,12 @@ class Lane:
             self._threads = concurrency
 
         if self.concurrency:
-            logger.info("worker %s resized from %d to %d", self.name,
-                        self.concurrency, concurrency)
+            logger.info(
+                "worker %s resized from %d to %d",
+                self.name,
+                self.concurrency,
+                concurrency,
+            )
         self.concurrency = concurrency
         if self.consumer is not None:
             self.consumer.qos(prefetch_count=prefetch)

@@ -9,6 +9,7 @@ tasks run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Collection
 from types import FrameType
 
-from kombu import Connection
+from kombu.connection import Connection
 from kombu.message import Message
 
 from .broker import Broker
@@ -77,8 +78,11 @@ class Service:
         """Run until `stop` is called or SIGTERM or SIGINT arrives."""
         restore = self._install_signal_handlers()
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
-        logger.info("carrot service starting on %s", self._broker.safe_url,
-                    extra={"action": "start"})
+        logger.info(
+            "carrot service starting on %s",
+            self._broker.safe_url,
+            extra={"action": "start"},
+        )
         try:
             while not self._stopping.is_set():
                 self._serve()
@@ -111,12 +115,18 @@ class Service:
             connection.ensure_connection(
                 errback=self._on_connect_error,
                 max_retries=None,
-                interval_start=0.5, interval_step=0.5, interval_max=5,
+                interval_start=0.5,
+                interval_step=0.5,
+                interval_max=5,
             )
             self._consume(connection)
         except connection.connection_errors + connection.channel_errors as exc:
-            logger.warning("lost the broker connection (%s: %s); reconnecting",
-                           type(exc).__name__, exc, extra={"action": "reconnect"})
+            logger.warning(
+                "lost the broker connection (%s: %s); reconnecting",
+                type(exc).__name__,
+                exc,
+                extra={"action": "reconnect"},
+            )
             self._forget_channels()
             connection.collect()
             self._stopping.wait(0.5)
@@ -124,9 +134,13 @@ class Service:
             connection.release()
 
     def _on_connect_error(self, exc: BaseException, interval: float) -> None:
-        logger.warning("cannot reach the broker at %s (%s); next try in %.1f s",
-                       self._broker.safe_url, exc, interval,
-                       extra={"action": "connect"})
+        logger.warning(
+            "cannot reach the broker at %s (%s); next try in %.1f s",
+            self._broker.safe_url,
+            exc,
+            interval,
+            extra={"action": "connect"},
+        )
         if self._stopping.is_set():
             raise exc
 
@@ -147,12 +161,9 @@ class Service:
     def _drain(self, connection: Connection) -> None:
         busy = any(lane.running for lane in self._lanes.values())
         connection.heartbeat_check()
-        try:
-            connection.drain_events(
-                timeout=_BUSY_POLL_SECONDS if busy else _IDLE_POLL_SECONDS
-            )
-        except socket.timeout:
-            pass
+        timeout = _BUSY_POLL_SECONDS if busy else _IDLE_POLL_SECONDS
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=timeout)
 
     def _sync_lanes(self, connection: Connection) -> None:
         """Match the lanes to the enabled workers and their concurrency."""
@@ -191,8 +202,12 @@ class Service:
         task = self._decode(lane, message)
         if task is None:
             return
-        logger.debug("received task %s on %s", task.task_id, lane.queue.name,
-                     extra={"action": "receive", "task_id": task.task_id})
+        logger.debug(
+            "received task %s on %s",
+            task.task_id,
+            lane.queue.name,
+            extra={"action": "receive", "task_id": task.task_id},
+        )
 
         delivery = Delivery(message, self._generation)
         run = self._inflight.get(task.task_id)
@@ -209,12 +224,17 @@ class Service:
     def _decode(self, lane: Lane, message: Message) -> TaskMessage | None:
         try:
             if message.content_type != CONTENT_TYPE:
-                raise InvalidMessage(f"content type {message.content_type!r} "
-                                     f"is not {CONTENT_TYPE}")
+                raise InvalidMessage(
+                    f"content type {message.content_type!r} is not {CONTENT_TYPE}"
+                )
             return TaskMessage.from_body(message.decode())
         except Exception as exc:
-            logger.warning("rejected a message on %s that carrot cannot read: %s",
-                           lane.queue.name, exc, extra={"action": "reject"})
+            logger.warning(
+                "rejected a message on %s that carrot cannot read: %s",
+                lane.queue.name,
+                exc,
+                extra={"action": "reject"},
+            )
             message.reject(requeue=False)
             return None
 
@@ -225,12 +245,16 @@ class Service:
     def _execute(self, lane: Lane, run: Run) -> None:
         """Run in a pool thread; the service thread acknowledges."""
         try:
-            run.state = execute(self._store, run.task_id, self._runner,
-                                self._config.allowed_modules)
+            run.state = execute(
+                self._store, run.task_id, self._runner, self._config.allowed_modules
+            )
         except Exception:
-            logger.exception("could not store the outcome of task %s; its "
-                             "message goes back to the queue", run.task_id,
-                             extra={"action": "requeue", "task_id": run.task_id})
+            logger.exception(
+                "could not store the outcome of task %s; its "
+                "message goes back to the queue",
+                run.task_id,
+                extra={"action": "requeue", "task_id": run.task_id},
+            )
             run.error = True
             time.sleep(_STORE_ERROR_PAUSE_SECONDS)
         finally:
@@ -263,16 +287,19 @@ class Service:
             self._forget(lane.stop_consuming())
         running = sum(lane.running for lane in self._lanes.values())
         if running:
-            logger.info("stopping: waiting for %d running task(s)", running,
-                        extra={"action": "stop"})
+            logger.info(
+                "stopping: waiting for %d running task(s)",
+                running,
+                extra={"action": "stop"},
+            )
 
-        while not self._immediate and any(lane.running for lane in self._lanes.values()):
+        while not self._immediate and any(
+            lane.running for lane in self._lanes.values()
+        ):
             self._settle(timeout=0.05)
             connection.heartbeat_check()
-            try:
+            with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=_BUSY_POLL_SECONDS)
-            except socket.timeout:
-                pass
         self._settle()
 
     def _forget(self, runs: list[Run]) -> None:
@@ -297,17 +324,21 @@ class Service:
 
         def handle(signum: int, frame: FrameType | None) -> None:
             immediate = self._stopping.is_set()
-            logger.warning("received %s: %s", signal.Signals(signum).name,
-                           "stopping at once" if immediate else
-                           "finishing running tasks; send again to stop at once")
+            logger.warning(
+                "received %s: %s",
+                signal.Signals(signum).name,
+                "stopping at once"
+                if immediate
+                else "finishing running tasks; send again to stop at once",
+            )
             self.stop(immediate=immediate)
 
-        previous = {sig: signal.signal(sig, handle)
-                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {
+            sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
 
         def restore() -> None:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
         return restore
-
