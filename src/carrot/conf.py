@@ -25,7 +25,7 @@ BROKER_URL_ENV = "CARROT_BROKER_URL"
 def broker_url() -> str:
     """The ``CARROT_BROKER_URL`` setting, else the environment, else RabbitMQ."""
     return (
-        getattr(settings, "CARROT_BROKER_URL", None)
+        _setting("BROKER_URL", None)
         or os.environ.get(BROKER_URL_ENV)
         or DEFAULT_BROKER_URL
     )
@@ -33,19 +33,21 @@ def broker_url() -> str:
 
 @functools.cache
 def get_config() -> Config:
-    """Return the `Config` that the settings describe."""
-    allowed = getattr(settings, "CARROT_ALLOWED_MODULES", None)
+    """Return the `Config` that the ``CARROT_*`` settings describe."""
+    allowed = _setting("ALLOWED_MODULES", None)
     return Config(
         broker_url=broker_url(),
-        transport_options=getattr(settings, "CARROT_BROKER_TRANSPORT_OPTIONS", {}),
-        queue_prefix=getattr(settings, "CARROT_QUEUE_PREFIX", "carrot"),
-        publish_timeout_seconds=getattr(
-            settings, "CARROT_PUBLISH_TIMEOUT_SECONDS", 2.0
-        ),
-        prefetch_multiplier=getattr(settings, "CARROT_PREFETCH_MULTIPLIER", 2),
-        refresh_seconds=getattr(settings, "CARROT_REFRESH_SECONDS", 2.0),
-        max_payload_bytes=getattr(settings, "CARROT_MAX_PAYLOAD_BYTES", 1_000_000),
+        transport_options=_setting("BROKER_TRANSPORT_OPTIONS", {}),
+        queue_prefix=_setting("QUEUE_PREFIX", "carrot"),
+        publish_timeout_seconds=_setting("PUBLISH_TIMEOUT_SECONDS", 2.0),
+        prefetch_multiplier=_setting("PREFETCH_MULTIPLIER", 2),
+        refresh_seconds=_setting("REFRESH_SECONDS", 2.0),
+        max_payload_bytes=_setting("MAX_PAYLOAD_BYTES", 1_000_000),
         allowed_modules=tuple(allowed) if allowed is not None else None,
+        runner_timeout_seconds=_setting("RUNNER_TIMEOUT_SECONDS", 30.0),
+        outbox_grace_seconds=_setting("OUTBOX_GRACE_SECONDS", 10.0),
+        max_attempts=_setting("MAX_ATTEMPTS", 3),
+        shutdown_grace_seconds=_setting("SHUTDOWN_GRACE_SECONDS", None),
     )
 
 
@@ -53,6 +55,10 @@ def get_config() -> Config:
 def get_broker() -> Broker:
     """Return the `Broker` this process publishes to."""
     return Broker(get_config())
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, f"CARROT_{name}", default)
 
 
 @receiver(setting_changed)

@@ -21,7 +21,7 @@ from .core.config import check_worker_name
 from .core.kallable import resolve
 from .core.payload import check_args, check_kwargs, check_size
 
-__all__ = ["DEFAULT_WORKER", "Task", "Worker"]
+__all__ = ["DEFAULT_WORKER", "Runner", "Task", "Worker"]
 
 #: The worker a task goes to when it names none; created by the migrations.
 DEFAULT_WORKER = "default"
@@ -121,6 +121,9 @@ class Task(models.Model):
     #: The host and process that ran the task last.
     host = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    #: The `Runner` that ran the task last; a running task whose runner
+    #: stopped answering is run again.
+    runner = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     #: When the broker confirmed the message; empty while still to publish.
     published_at = models.DateTimeField(null=True, blank=True)
@@ -161,3 +164,24 @@ class Task(models.Model):
             self.validate()
         except InvalidTask as exc:
             raise ValidationError(str(exc)) from None
+
+
+class Runner(models.Model):
+    """A running service process, as long as it keeps answering.
+
+    The service records itself here at every refresh. The rows of a runner
+    that has been silent longer than ``CARROT_RUNNER_TIMEOUT_SECONDS`` are
+    handed back to other services.
+    """
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["host", "pid"]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from .core import Claim, ClaimState, Runner, TaskCall
+from .core.store import Publish
+from .models import Runner as RunnerRow
 from .models import Task, Worker
 
 __all__ = ["DjangoTaskStore"]
@@ -37,13 +40,14 @@ class DjangoTaskStore:
             return Claim(ClaimState.MISSING)
 
         claimable = Q(status=Task.Status.WAITING) | Q(
-            status=Task.Status.RUNNING, host=runner.host, pid=runner.pid
+            status=Task.Status.RUNNING, runner=runner.id
         )
         claimed = Task.objects.filter(claimable, pk=task_id).update(
             status=Task.Status.RUNNING,
             attempts=F("attempts") + 1,
             host=runner.host,
             pid=runner.pid,
+            runner=runner.id,
             started_at=timezone.now(),
         )
         if not claimed:
@@ -63,6 +67,61 @@ class DjangoTaskStore:
         self._finish(
             task_id, status=Task.Status.FAILED, error=error, traceback=traceback
         )
+
+    def register(self, runner: Runner) -> None:
+        close_old_connections()
+        RunnerRow.objects.update_or_create(
+            id=runner.id,
+            defaults={
+                "host": runner.host,
+                "pid": runner.pid,
+                "seen_at": timezone.now(),
+            },
+        )
+
+    def unregister(self, runner: Runner) -> None:
+        RunnerRow.objects.filter(id=runner.id).delete()
+
+    def recover(self, timeout_seconds: float, max_attempts: int) -> int:
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=timeout_seconds)
+        live = RunnerRow.objects.filter(seen_at__gte=cutoff).values("id")
+        orphans = Task.objects.filter(status=Task.Status.RUNNING).exclude(
+            runner__in=live
+        )
+
+        failed: int = orphans.filter(attempts__gte=max_attempts).update(
+            status=Task.Status.FAILED,
+            finished_at=now,
+            error=(
+                f"WorkerLost: the service running this task stopped during "
+                f"each of its {max_attempts} attempts; it is not run again"
+            ),
+        )
+        handed_back: int = orphans.update(status=Task.Status.WAITING, published_at=None)
+
+        RunnerRow.objects.filter(seen_at__lt=cutoff).delete()
+        return failed + handed_back
+
+    def publish_due(self, grace_seconds: float, limit: int, publish: Publish) -> int:
+        now = timezone.now()
+        due = Task.objects.filter(
+            status=Task.Status.WAITING,
+            published_at__isnull=True,
+            created_at__lt=now - timedelta(seconds=grace_seconds),
+        )
+        with transaction.atomic():
+            # Locked rows are being published by another service right now.
+            rows = list(
+                due.select_for_update(skip_locked=True)
+                .order_by("created_at")
+                .values_list("id", "worker_id")[:limit]
+            )
+            if rows:
+                publish([(str(task_id), worker) for task_id, worker in rows])
+                ids = [task_id for task_id, _ in rows]
+                Task.objects.filter(pk__in=ids).update(published_at=now)
+        return len(rows)
 
     def _finish(self, task_id: str, **fields: Any) -> None:
         try:

@@ -40,14 +40,34 @@ class Config:
     max_payload_bytes: int = 1_000_000
     #: Modules kallables may come from; ``None`` allows every module.
     allowed_modules: tuple[str, ...] | None = None
+    #: A service silent this long is taken for dead, and the tasks it was
+    #: running are run again.
+    runner_timeout_seconds: float = 30.0
+    #: A waiting row still unpublished this long after it was created is
+    #: published by the service's outbox sweep.
+    outbox_grace_seconds: float = 10.0
+    #: How many times a task may be started; a task whose process dies more
+    #: often is marked failed instead of being run again.
+    max_attempts: int = 3
+    #: How long a stopping service waits for running tasks before it stops
+    #: at once; ``None`` waits for as long as they run.
+    shutdown_grace_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.publish_timeout_seconds <= 0:
             raise ValueError("publish_timeout_seconds must be positive")
         if self.prefetch_multiplier < 1:
             raise ValueError("prefetch_multiplier must be at least 1")
-        if self.refresh_seconds <= 0:
-            raise ValueError("refresh_seconds must be positive")
+        for name in ("refresh_seconds", "runner_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.runner_timeout_seconds < 3 * self.refresh_seconds:
+            raise ValueError(
+                "runner_timeout_seconds must be at least three times "
+                "refresh_seconds, or live services are taken for dead"
+            )
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         if not _WORKER_NAME.match(self.queue_prefix):
             raise ValueError(f"queue_prefix {self.queue_prefix!r} is not a valid name")
 

@@ -16,6 +16,10 @@ __all__ = ["execute"]
 
 logger = logging.getLogger(__name__)
 
+#: Pauses before asking again for a row that is not there: a message can
+#: arrive before a database replica has the commit that created its row.
+_MISSING_ROW_PAUSES_SECONDS = (0.1, 0.4, 1.5)
+
 
 def execute(
     store: TaskStore,
@@ -29,6 +33,12 @@ def execute(
     been stored, so the message may be acknowledged.
     """
     claim = store.claim(task_id, runner)
+    for pause in _MISSING_ROW_PAUSES_SECONDS:
+        if claim.state is not ClaimState.MISSING:
+            break
+        time.sleep(pause)
+        claim = store.claim(task_id, runner)
+
     if claim.call is None:
         _log_unclaimed(task_id, claim.state)
         return claim.state

@@ -28,6 +28,7 @@ from .config import Config
 from .errors import InvalidMessage
 from .execution import execute
 from .lane import Delivery, Lane, Run
+from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
 from .store import Runner, TaskStore
 
@@ -64,6 +65,7 @@ class Service:
         self._broker = Broker(config)
         self._only = frozenset(worker_names) if worker_names else None
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
+        self._maintenance = Maintenance(store, self._broker, self._runner)
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
@@ -78,18 +80,31 @@ class Service:
         """Run until `stop` is called or SIGTERM or SIGINT arrives."""
         restore = self._install_signal_handlers()
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
+        self._maintenance = Maintenance(self._store, self._broker, self._runner)
         logger.info(
             "carrot service starting on %s",
             self._broker.safe_url,
             extra={"action": "start"},
         )
         try:
+            self._register()
             while not self._stopping.is_set():
                 self._serve()
         finally:
             self._close_lanes()
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
+
+    def _register(self) -> None:
+        # A service must be known alive before it claims a row, or another
+        # service's recovery would take its rows for orphans.
+        while not self._stopping.is_set():
+            try:
+                self._maintenance.beat()
+                return
+            except Exception:
+                logger.exception("cannot record this service in the database")
+                self._stopping.wait(self._config.refresh_seconds)
 
     @property
     def interrupted(self) -> bool:
@@ -145,21 +160,25 @@ class Service:
             raise exc
 
     def _consume(self, connection: Connection) -> None:
-        self._sync_lanes(connection)
+        self._refresh(connection)
         self.ready.set()
-        next_sync = time.monotonic() + self._config.refresh_seconds
+        next_refresh = time.monotonic() + self._config.refresh_seconds
 
         while not self._stopping.is_set():
             self._settle()
-            if time.monotonic() >= next_sync:
-                self._sync_lanes(connection)
-                next_sync = time.monotonic() + self._config.refresh_seconds
+            if time.monotonic() >= next_refresh:
+                self._refresh(connection)
+                next_refresh = time.monotonic() + self._config.refresh_seconds
             self._drain(connection)
 
         self._shutdown(connection)
 
+    def _refresh(self, connection: Connection) -> None:
+        self._maintenance.run()
+        self._sync_lanes(connection)
+
     def _drain(self, connection: Connection) -> None:
-        busy = any(lane.running for lane in self._lanes.values())
+        busy = self._running() > 0
         connection.heartbeat_check()
         timeout = _BUSY_POLL_SECONDS if busy else _IDLE_POLL_SECONDS
         with contextlib.suppress(TimeoutError):
@@ -285,7 +304,7 @@ class Service:
         """Requeue unstarted messages, then wait for the running tasks."""
         for lane in self._lanes.values():
             self._forget(lane.stop_consuming())
-        running = sum(lane.running for lane in self._lanes.values())
+        running = self._running()
         if running:
             logger.info(
                 "stopping: waiting for %d running task(s)",
@@ -293,14 +312,35 @@ class Service:
                 extra={"action": "stop"},
             )
 
-        while not self._immediate and any(
-            lane.running for lane in self._lanes.values()
-        ):
+        grace = self._config.shutdown_grace_seconds
+        deadline = None if grace is None else time.monotonic() + grace
+        while not self._immediate and self._running():
+            if deadline is not None and time.monotonic() > deadline:
+                logger.warning(
+                    "shutdown grace of %.1f s is over; stopping at once",
+                    grace,
+                    extra={"action": "stop"},
+                )
+                self._immediate = True
+                break
             self._settle(timeout=0.05)
             connection.heartbeat_check()
             with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=_BUSY_POLL_SECONDS)
         self._settle()
+
+        if not self._immediate:
+            self._unregister()
+
+    def _running(self) -> int:
+        return sum(lane.running for lane in self._lanes.values())
+
+    def _unregister(self) -> None:
+        try:
+            self._store.unregister(self._runner)
+        except Exception:
+            # Harmless: the runner's row goes stale and is ignored.
+            logger.exception("could not remove this service from the database")
 
     def _forget(self, runs: list[Run]) -> None:
         for run in runs:

@@ -10,19 +10,28 @@ implementation keeps no shared mutable state without a lock.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Claim", "ClaimState", "Runner", "TaskCall", "TaskStore"]
+__all__ = ["Claim", "ClaimState", "Publish", "Runner", "TaskCall", "TaskStore"]
+
+#: Publishes ``(task id, worker name)`` pairs; raises when the broker fails.
+Publish = Callable[[Sequence[tuple[str, str]]], None]
 
 
 @dataclass(frozen=True)
 class Runner:
-    """The process that runs a task: recorded on the row it claims."""
+    """A service process: recorded on the rows it claims.
+
+    ``id`` tells apart processes that reuse a host name and pid, such as
+    pid 1 in a restarted container.
+    """
 
     host: str
     pid: int
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,7 @@ class TaskStore(Protocol):
         """Mark a waiting row as running on ``runner``, atomically.
 
         A row already running on this very ``runner`` is claimed again:
-        the process asking knows it is not running it, so an earlier
-        process of the same host and pid died with it.
+        the runner asking knows it is not running it any more.
         """
 
     def succeed(self, task_id: str, result: Any) -> None:
@@ -76,3 +84,24 @@ class TaskStore(Protocol):
 
     def fail(self, task_id: str, error: str, traceback: str) -> None:
         """Record a failure; committed before this returns."""
+
+    def register(self, runner: Runner) -> None:
+        """Record that ``runner`` is alive, now and at every later call."""
+
+    def unregister(self, runner: Runner) -> None:
+        """Forget ``runner``: it stopped and runs nothing any more."""
+
+    def recover(self, timeout_seconds: float, max_attempts: int) -> int:
+        """Hand back the rows of runners silent for ``timeout_seconds``.
+
+        A row that has been started ``max_attempts`` times is marked failed;
+        any other goes back to waiting, unpublished, for `publish_due`.
+        Returns how many rows were handed back or failed.
+        """
+
+    def publish_due(self, grace_seconds: float, limit: int, publish: Publish) -> int:
+        """Publish waiting rows left unpublished for ``grace_seconds``.
+
+        Calls ``publish`` with at most ``limit`` rows and marks them
+        published once it returns. Returns how many were published.
+        """
