@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
+from kombu import Queue
+from kombu.message import Message
 
 from carrot.utils import WorkerService
 
@@ -21,8 +25,9 @@ BROKERS = {
 }
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 15.0,
-             what: str = "the condition") -> None:
+def wait_for(
+    condition: Callable[[], object], timeout: float = 15.0, what: str = "the condition"
+) -> None:
     """Poll ``condition`` until it is true; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -68,6 +73,7 @@ def broker(request: pytest.FixtureRequest, settings: object) -> str:
     url, address = BROKERS[name]
     if address is not None:
         require_server(name, address)
+        request.getfixturevalue("_delete_queues")
     settings.CARROT_BROKER_URL = url  # type: ignore[attr-defined]
     return name
 
@@ -91,3 +97,142 @@ def run_service() -> Iterator[Callable[..., WorkerService]]:
         service.stop()
         thread.join(30)
         assert not thread.is_alive(), "the service did not stop"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_server() -> None:
+    # Before the test database is created: without the server, skip
+    # locally and fail under CI rather than error in every test.
+    if os.environ.get("CARROT_TEST_DATABASE") == "postgres":
+        host = os.environ.get("CARROT_TEST_PGHOST", "127.0.0.1")
+        require_server("PostgreSQL", (host, 5432))
+
+
+@pytest.fixture
+def _delete_queues(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Queues on a real broker outlive the test that declared them: record
+    # every worker whose queue is named, and delete them all afterwards.
+    from carrot.conf import get_broker
+    from carrot.core import Broker
+
+    worker_names: set[str] = set()
+    original = Broker.queue
+
+    def queue(self: Broker, worker_name: str) -> Queue:
+        worker_names.add(worker_name)
+        return original(self, worker_name)
+
+    monkeypatch.setattr(Broker, "queue", queue)
+    yield
+
+    broker = get_broker()
+    entities = [original(broker, name) for name in worker_names]
+    with broker.connection() as connection:
+        for entity in [*entities, broker.exchange]:
+            with (
+                connection.channel() as channel,
+                contextlib.suppress(*connection.channel_errors),
+            ):
+                bound = entity.bind(channel)
+                # Redis forgets a queue's bindings only when it deletes a
+                # queue declared on the same connection.
+                bound.declare()
+                bound.delete()
+
+
+def queue_size(worker_name: str = "default") -> int:
+    """Messages ready in the queue of ``worker_name`` on the broker in use.
+
+    A message delivered to a service and not yet acknowledged is not
+    counted; the broker counts it again once the service's channel closes.
+    """
+    from carrot.conf import get_broker
+
+    broker = get_broker()
+    with broker.connection() as connection:
+        queue = broker.queue(worker_name).bind(connection.default_channel)
+        return int(queue.queue_declare().message_count)
+
+
+def get_message(worker_name: str = "default") -> Message | None:
+    """Take the next message from the queue of ``worker_name``, if any."""
+    from carrot.conf import get_broker
+
+    broker = get_broker()
+    with broker.connection() as connection:
+        queue = broker.queue(worker_name).bind(connection.default_channel)
+        queue.declare()
+        return queue.get(no_ack=True)  # type: ignore[no-any-return]
+
+
+def publish_raw(body: bytes, content_type: str, worker_name: str = "default") -> None:
+    """Publish ``body`` as it is to the queue of ``worker_name``."""
+    from carrot.conf import get_broker
+
+    broker = get_broker()
+    with broker.connection() as connection:
+        connection.Producer().publish(
+            body,
+            exchange=broker.exchange,
+            routing_key=worker_name,
+            declare=[broker.queue(worker_name)],
+            content_type=content_type,
+            content_encoding="binary",
+        )
+
+
+@pytest.fixture
+def acks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+    """Record every acknowledged message: its task id, and its row's status
+    read when the acknowledgement is sent."""
+    from carrot.models import Task
+
+    recorded: list[tuple[str, str | None]] = []
+    original = Message.ack
+
+    def ack(self: Message, multiple: bool = False) -> None:
+        task_id = str(json.loads(self.body).get("task_id"))
+        try:
+            uuid.UUID(task_id)
+        except ValueError:
+            status = None
+        else:
+            rows = Task.objects.filter(pk=task_id).values_list("status", flat=True)
+            status = rows.first()
+        recorded.append((task_id, status))
+        original(self, multiple)
+
+    monkeypatch.setattr(Message, "ack", ack)
+    return recorded
+
+
+class Refreshes:
+    """Counts the times a service has read the workers' settings."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def wait(self, refreshes: int = 2) -> None:
+        """Wait for ``refreshes`` more reads.
+
+        Two reads after a change guarantee that one whole refresh started,
+        and ended, after it.
+        """
+        target = self.count + refreshes
+        wait_for(lambda: self.count >= target, what=f"{refreshes} refreshes")
+
+
+@pytest.fixture
+def refreshes(monkeypatch: pytest.MonkeyPatch) -> Refreshes:
+    """Count the refreshes of every service started in the test."""
+    from carrot.store import DjangoTaskStore
+
+    counter = Refreshes()
+    original = DjangoTaskStore.enabled_workers
+
+    def enabled_workers(self: DjangoTaskStore) -> Mapping[str, int]:
+        counter.count += 1
+        return original(self)
+
+    monkeypatch.setattr(DjangoTaskStore, "enabled_workers", enabled_workers)
+    return counter

@@ -63,3 +63,55 @@ def reset() -> None:
     with _lock:
         calls.clear()
         peak_running = 0
+
+
+def noop() -> None:
+    """Do nothing: for tests that count what running costs."""
+
+
+#: For each gate name: (reached, opened).
+_gates: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+
+def _gate(name: str) -> tuple[threading.Event, threading.Event]:
+    with _lock:
+        return _gates.setdefault(name, (threading.Event(), threading.Event()))
+
+
+def wait_at_gate(name: str, timeout_seconds: float = 30.0) -> str:
+    """Block until `open_gate` opens the gate ``name``; return the name."""
+    reached, opened = _gate(name)
+    reached.set()
+    if not opened.wait(timeout_seconds):
+        raise TimeoutError(f"nobody opened the gate {name!r}")
+    return name
+
+
+def gate_reached(name: str) -> bool:
+    """Whether a call of `wait_at_gate` has reached the gate ``name``."""
+    return _gate(name)[0].is_set()
+
+
+def open_gate(name: str) -> None:
+    _gate(name)[1].set()
+
+
+#: For each group of `meet`: [calls running now, most calls running at once].
+_meetings: dict[str, list[int]] = {}
+_meeting = threading.Condition()
+
+
+def meet(group: str, parties: int, timeout_seconds: float = 15.0) -> int:
+    """Wait until ``parties`` calls of ``group`` have run at once.
+
+    Returns the most calls of ``group`` seen running at once, which stays
+    below ``parties`` only if they never overlapped before the timeout.
+    """
+    with _meeting:
+        state = _meetings.setdefault(group, [0, 0])
+        state[0] += 1
+        state[1] = max(state[1], state[0])
+        _meeting.notify_all()
+        _meeting.wait_for(lambda: state[1] >= parties, timeout_seconds)
+        state[0] -= 1
+        return state[1]

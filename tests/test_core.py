@@ -1,0 +1,385 @@
+"""The Django-free core: kallables, payloads, messages, configuration."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import carrot.core
+from carrot.core import (
+    Broker,
+    Claim,
+    ClaimState,
+    Config,
+    InvalidMessage,
+    InvalidTask,
+    Runner,
+    Service,
+    TaskCall,
+    TaskMessage,
+    resolve,
+)
+from carrot.core.config import check_worker_name
+from carrot.core.payload import check_args, check_json, check_kwargs, check_size
+from tests.conftest import wait_for
+from tests.examples import tasks
+
+# -- kallables ----------------------------------------------------------------
+
+
+def test_a_module_function_resolves():
+    assert resolve("tests.examples.tasks.add") is tasks.add
+
+
+def test_a_method_of_a_class_in_a_module_resolves():
+    bark = resolve("tests.examples.tasks.Dog.bark")
+
+    assert bark(times=2, loud=True) == "WOOF WOOF"
+
+
+@pytest.mark.parametrize(
+    ("path", "complaint"),
+    [
+        ("", "dotted path"),
+        ("add", "is not a dotted path"),
+        ("tests.examples.tasks.not-a-name", "is not a dotted path"),
+        ("tests.examples.tasks.missing", "has no attribute 'missing'"),
+        ("tests.examples.missing_module.add", "has no attribute 'missing_module'"),
+        ("carrot_no_such_package.tasks.add", "does not name an importable module"),
+        ("tests.examples.tasks.Dog.not_callable", "names a int, which cannot be"),
+    ],
+)
+def test_a_path_that_names_no_callable_is_refused_with_the_reason(path, complaint):
+    with pytest.raises(InvalidTask, match=complaint):
+        resolve(path)
+
+
+def test_a_module_that_fails_to_import_is_reported_with_its_own_error(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "carrot_broken_tasks.py").write_text(
+        "import carrot_missing_dependency\n\ndef run():\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(InvalidTask, match="No module named 'carrot_missing_depend"):
+        resolve("carrot_broken_tasks.run")
+
+
+def test_only_allowed_modules_resolve():
+    allowed = ["tests.examples"]
+
+    assert resolve("tests.examples.tasks.add", allowed) is tasks.add
+    with pytest.raises(InvalidTask, match="outside the allowed modules"):
+        resolve("tests.examples.tasks.add", ["tests.other"])
+
+
+def test_an_allowed_module_does_not_allow_a_module_that_merely_shares_its_prefix():
+    with pytest.raises(InvalidTask, match="CARROT_ALLOWED_MODULES"):
+        resolve("tests.examples.tasks.add", ["tests.examples.task"])
+
+
+def test_a_module_outside_the_allowed_ones_is_never_imported(tmp_path, monkeypatch):
+    (tmp_path / "carrot_forbidden_tasks.py").write_text(
+        "raise SystemExit('imported')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(InvalidTask, match="outside the allowed modules"):
+        resolve("carrot_forbidden_tasks.run", ["tests.examples"])
+    assert "carrot_forbidden_tasks" not in sys.modules
+
+
+# -- payloads -------------------------------------------------------------------
+
+
+def test_plain_json_arguments_pass_and_tuples_become_lists():
+    args = check_args((1, 2.5, "x", None, True, [1, {"a": []}]))
+    kwargs = check_kwargs({"when": "2024-01-01", "ids": (1, 2)})
+
+    assert args == [1, 2.5, "x", None, True, [1, {"a": []}]]
+    assert kwargs == {"when": "2024-01-01", "ids": (1, 2)}
+    assert check_args(None) == []
+    assert check_kwargs(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        ("text", "args must be a list, not str"),
+        ({"a": 1}, "args must be a list, not dict"),
+        ([{1, 2}], r"args\[0\] is a set, which is not JSON"),
+        ([datetime.date(2024, 1, 1)], r"args\[0\] is a date"),
+        ([math.nan], r"args\[0\] is nan, which JSON cannot hold"),
+        ([math.inf], r"args\[0\] is inf"),
+        ([1, {"a": [b"x"]}], r"args\[1\]\['a'\]\[0\] is a bytes"),
+        ([{1: "one"}], r"args\[0\] has the key 1; JSON object keys must be strings"),
+    ],
+)
+def test_args_that_are_not_a_json_list_are_refused_where_they_are_wrong(
+    args, complaint
+):
+    with pytest.raises(InvalidTask, match=complaint):
+        check_args(args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        ([1], "kwargs must be an object"),
+        ({1: "one"}, "kwargs key 1 is not a valid keyword argument name"),
+        ({"not valid": 1}, "kwargs key 'not valid'"),
+        ({"when": datetime.datetime(2024, 1, 1)}, r"kwargs\['when'\] is a datetime"),
+    ],
+)
+def test_kwargs_that_are_not_a_json_object_of_names_are_refused(kwargs, complaint):
+    with pytest.raises(InvalidTask, match=complaint):
+        check_kwargs(kwargs)
+
+
+def test_values_nested_too_deep_are_refused():
+    value: list[Any] = []
+    for _ in range(100):
+        value = [value]
+
+    with pytest.raises(InvalidTask, match="nested more than 64 levels"):
+        check_json(value, "args")
+
+
+def test_the_payload_limit_admits_its_own_size_and_refuses_one_byte_more():
+    args = ["x" * 10]
+    size = len('[["xxxxxxxxxx"],{}]')
+
+    check_size(args, {}, size)
+    with pytest.raises(InvalidTask, match=f"{size} bytes of JSON, over the limit"):
+        check_size(args, {}, size - 1)
+
+
+# -- messages -------------------------------------------------------------------
+
+
+def test_a_message_names_only_its_task_row():
+    message = TaskMessage("5f2c1d3e-0000-4000-8000-000000000000")
+
+    body = message.to_body()
+
+    assert body == {"carrot": 1, "task_id": "5f2c1d3e-0000-4000-8000-000000000000"}
+    assert TaskMessage.from_body(body) == message
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ("text", "not a carrot task message"),
+        ({"task_id": "x"}, "not a carrot task message"),
+        ({"carrot": 2, "task_id": "x"}, "version 2 is not supported"),
+        ({"carrot": 1}, "no valid task_id"),
+        ({"carrot": 1, "task_id": 7}, "no valid task_id"),
+        ({"carrot": 1, "task_id": ""}, "no valid task_id"),
+        ({"carrot": 1, "task_id": "x" * 65}, "no valid task_id"),
+    ],
+)
+def test_a_body_that_is_not_a_carrot_message_is_refused(body, complaint):
+    with pytest.raises(InvalidMessage, match=complaint):
+        TaskMessage.from_body(body)
+
+
+# -- configuration --------------------------------------------------------------
+
+
+def test_the_defaults_reach_rabbitmq_on_localhost():
+    config = Config()
+
+    assert config.broker_url == "amqp://guest:guest@localhost:5672//"
+    assert config.queue_prefix == "carrot"
+    assert config.prefetch_multiplier == 2
+    assert config.max_payload_bytes == 1_000_000
+    assert config.allowed_modules is None
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"publish_timeout_seconds": 0}, "publish_timeout_seconds must be positive"),
+        ({"prefetch_multiplier": 0}, "prefetch_multiplier must be at least 1"),
+        ({"refresh_seconds": 0}, "refresh_seconds must be positive"),
+        ({"queue_prefix": "has space"}, "queue_prefix 'has space' is not a valid"),
+        ({"queue_prefix": ""}, "queue_prefix '' is not a valid name"),
+    ],
+)
+def test_a_config_that_cannot_work_is_refused(options, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        Config(**options)
+
+
+@pytest.mark.parametrize("name", ["default", "emails", "a.b-c_d", "9", "x" * 100])
+def test_a_worker_name_fit_for_a_queue_is_accepted(name):
+    check_worker_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "has space", "-dash", ".dot", "é", "x" * 101])
+def test_a_worker_name_unfit_for_a_queue_is_refused_with_the_rule(name):
+    with pytest.raises(ValueError, match="use up to 100 letters, digits"):
+        check_worker_name(name)
+
+
+def test_every_worker_has_its_own_durable_queue_under_the_prefix():
+    broker = Broker(Config(broker_url="memory://", queue_prefix="shop"))
+
+    queue = broker.queue("emails")
+
+    assert queue.name == "shop.emails"
+    assert queue.routing_key == "emails"
+    assert queue.durable
+    assert queue.exchange.name == "shop"
+    assert queue.exchange.durable
+
+
+def test_the_broker_url_fit_for_logs_hides_the_password():
+    broker = Broker(Config(broker_url="amqp://carrot:Sup3rSecret@rabbit:5672//"))
+
+    assert "Sup3rSecret" not in broker.safe_url
+    assert "rabbit" in broker.safe_url
+
+
+# -- the core alone ---------------------------------------------------------------
+
+#: Imports every module of ``carrot.core`` while any import of Django fails.
+_IMPORT_CORE_WITHOUT_DJANGO = textwrap.dedent(
+    """
+    import importlib
+    import pkgutil
+    import sys
+
+
+    class NoDjango:
+        def find_spec(self, name, path=None, target=None):
+            if name == "django" or name.startswith("django."):
+                raise ImportError(f"{name} imported while Django is forbidden")
+            return None
+
+
+    sys.meta_path.insert(0, NoDjango())
+    try:
+        import django  # noqa: F401
+    except ImportError:
+        print("django blocked")
+
+    import carrot.core
+
+    for module in pkgutil.iter_modules(carrot.core.__path__, "carrot.core."):
+        importlib.import_module(module.name)
+        print("imported", module.name)
+    print("django loaded:", any(name.startswith("django") for name in sys.modules))
+    """
+)
+
+
+def test_every_core_module_imports_without_django():
+    finished = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CORE_WITHOUT_DJANGO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0] == "django blocked"
+    core = Path(carrot.core.__file__).parent
+    expected = {
+        f"imported carrot.core.{path.stem}"
+        for path in core.glob("*.py")
+        if path.stem != "__init__"
+    }
+    assert expected <= set(lines)
+    assert lines[-1] == "django loaded: False"
+
+
+class _MemoryStore:
+    """A `TaskStore` in a dict, to run the core without Django."""
+
+    def __init__(self, calls: dict[str, TaskCall]) -> None:
+        self.calls = calls
+        self.results: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def enabled_workers(self) -> Mapping[str, int]:
+        return {"default": 2}
+
+    def claim(self, task_id: str, runner: Runner) -> Claim:
+        with self.lock:
+            call = self.calls.pop(task_id, None)
+        if call is None:
+            return Claim(ClaimState.MISSING)
+        return Claim(ClaimState.CLAIMED, call)
+
+    def succeed(self, task_id: str, result: Any) -> None:
+        self.results[task_id] = result
+
+    def fail(self, task_id: str, error: str, traceback: str) -> None:
+        self.results[task_id] = error
+
+    def register(self, runner: Runner) -> None:
+        pass
+
+    def unregister(self, runner: Runner) -> None:
+        pass
+
+    def recover(self, timeout_seconds: float, max_attempts: int) -> int:
+        return 0
+
+    def publish_due(self, grace_seconds: float, limit: int, publish: Any) -> int:
+        return 0
+
+
+def _publish(config: Config, task_ids: list[str]) -> None:
+    broker = Broker(config)
+    with broker.connection() as connection:
+        producer = connection.Producer(exchange=broker.exchange)
+        for task_id in task_ids:
+            producer.publish(
+                TaskMessage(task_id).to_body(),
+                routing_key="default",
+                declare=[broker.queue("default")],
+                serializer="json",
+            )
+
+
+def test_the_core_service_runs_tasks_from_any_store():
+    config = Config(
+        broker_url="memory://",
+        queue_prefix=f"carrot-core-{uuid.uuid4().hex[:12]}",
+        transport_options={"polling_interval": 0.01},
+        refresh_seconds=0.2,
+    )
+    calls = {
+        "one": TaskCall("one", "tests.examples.tasks.add", [1, 2]),
+        "two": TaskCall("two", "tests.examples.tasks.fail", ["no"]),
+    }
+    store = _MemoryStore(dict(calls))
+    service = Service(store, config)
+    thread = threading.Thread(target=service.start)
+    thread.start()
+    try:
+        assert service.ready.wait(15)
+        _publish(config, list(calls))
+
+        wait_for(lambda: len(store.results) == 2, what="both tasks")
+    finally:
+        service.stop()
+        thread.join(30)
+
+    assert store.results == {"one": 3, "two": "ValueError: no"}
+    assert not thread.is_alive()
