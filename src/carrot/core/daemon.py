@@ -102,7 +102,7 @@ class PidFile:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path).absolute()
+        self.path = _absolute(path)
         self._owner: int | None = None
 
     def check(self) -> None:
@@ -171,7 +171,7 @@ class PidFile:
 
 def status(pidfile: Path | str) -> Status:
     """Tell whether the process that ``pidfile`` names is running."""
-    path = Path(pidfile).absolute()
+    path = _absolute(pidfile)
     if not path.exists():
         return Status(State.NOT_RUNNING, path)
     pid = _read_pid(path)
@@ -231,19 +231,28 @@ def detach(pidfile: PidFile, logfile: Path | str) -> int | None:
     thread.
     """
     pidfile.check()
-    log_fd = _open_log(Path(logfile).absolute())
+    log_fd = _open_log(_absolute(logfile))
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
 
-    if os.fork():
+    child = os.fork()
+    if child:
         os.close(write_end)
         os.close(log_fd)
-        return _await_daemon(read_end)
+        return _await_daemon(read_end, child)
 
+    # From here on this is a child: it must never return into the
+    # caller's program except as the daemon.
     os.close(read_end)
-    _become_daemon(log_fd)
-    _announce(write_end, pidfile)
+    try:
+        _become_daemon(log_fd)
+        pidfile.acquire()
+    except BaseException as exc:
+        os.write(write_end, f"error {exc}".encode())
+        os._exit(1)
+    os.write(write_end, f"ok {os.getpid()}".encode())
+    os.close(write_end)
     return None
 
 
@@ -267,6 +276,12 @@ def _is_zombie(pid: int) -> bool:
         return False  # no /proc: trust kill(pid, 0)
     fields = stat.rpartition(")")[2].split()
     return bool(fields) and fields[0] == "Z"
+
+
+def _absolute(path: Path | str) -> Path:
+    # Absolute and without "..", so messages name the file plainly;
+    # symbolic links stay as the user named them.
+    return Path(os.path.abspath(path))
 
 
 def _read_pid(path: Path) -> int | None:
@@ -327,24 +342,11 @@ def _become_daemon(log_fd: int) -> None:
     os.close(log_fd)
 
 
-def _announce(write_end: int, pidfile: PidFile) -> None:
-    """In the daemon: take the pid file and tell the caller how it went."""
-    try:
-        pidfile.acquire()
-    except DaemonError as exc:
-        os.write(write_end, f"error {exc}".encode())
-        os._exit(1)
-    os.write(write_end, f"ok {os.getpid()}".encode())
-    os.close(write_end)
-
-
-def _await_daemon(read_end: int) -> int:
-    """In the caller: reap the first child, then read the daemon's word."""
-    chunks = []
+def _await_daemon(read_end: int, child: int) -> int:
+    """In the caller: read the daemon's word, then reap the first child."""
     with os.fdopen(read_end, "rb") as pipe:
-        chunks.append(pipe.read())
-    os.wait()
-    word, _, detail = b"".join(chunks).decode().partition(" ")
+        word, _, detail = pipe.read().decode().partition(" ")
+    os.waitpid(child, 0)
 
     if word == "ok":
         return int(detail)
