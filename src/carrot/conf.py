@@ -63,6 +63,12 @@ def _setting(name: str, default: Any) -> Any:
 
 @receiver(setting_changed)
 def _reset(setting: str, **kwargs: Any) -> None:
-    if setting.startswith("CARROT_"):
-        get_config.cache_clear()
-        get_broker.cache_clear()
+    if not setting.startswith("CARROT_"):
+        return
+    from .publishing import get_relay
+
+    if get_relay.cache_info().currsize:
+        get_relay().close(timeout_seconds=get_config().publish_timeout_seconds)
+        get_relay.cache_clear()
+    get_config.cache_clear()
+    get_broker.cache_clear()

@@ -1,24 +1,26 @@
-"""Publish task rows after the transaction that created them commits."""
+"""Publish task rows after the transaction that created them commits.
+
+Publishing happens on the process's relay thread, so ``create()`` never
+waits on the broker; `flush` waits for it where that matters, such as at
+the end of a script.
+"""
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .conf import get_broker
-from .core import PublishError, TaskMessage
+from .core.relay import Relay
 
 if TYPE_CHECKING:
     from .models import Task
 
-__all__ = ["publish_on_commit"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["flush", "publish_on_commit"]
 
 #: Rows marked published per UPDATE; keeps the statement under every
 #: database's limit on parameters.
@@ -32,30 +34,37 @@ def publish_on_commit(tasks: Sequence[Task], using: str) -> None:
     """
     if not tasks:
         return
-    pending = [(str(task.pk), str(task.worker_id)) for task in tasks]
-    transaction.on_commit(functools.partial(_publish, pending, using), using=using)
+    pairs = [(str(task.pk), str(task.worker_id)) for task in tasks]
+    transaction.on_commit(lambda: get_relay().put(pairs), using=using)
 
 
-def _publish(pending: list[tuple[str, str]], using: str) -> None:
+def flush(timeout_seconds: float | None = None) -> bool:
+    """Wait until every task created so far in this process is published.
+
+    A task whose publish failed counts as done: its row stays unpublished
+    and a running service publishes it. Returns False on timeout.
+    """
+    return get_relay().flush(timeout_seconds)
+
+
+@functools.cache
+def get_relay() -> Relay:
+    """Return this process's relay for the configured broker."""
+    return Relay(get_broker(), on_published=_mark_published, on_idle=_close_connections)
+
+
+def _mark_published(task_ids: list[str]) -> None:
     from .models import Task
 
-    try:
-        get_broker().publish(
-            (TaskMessage(task_id), worker) for task_id, worker in pending
-        )
-    except PublishError as exc:
-        # The rows are the outbox: a running service publishes them later.
-        logger.warning(
-            "%d task(s) stored but not published (%s); the service "
-            "publishes them once the broker answers",
-            len(pending),
-            exc,
-            extra={"action": "publish_failed"},
-        )
-        return
-
     now = timezone.now()
-    ids = [task_id for task_id, _ in pending]
-    for start in range(0, len(ids), _MARK_BATCH):
-        batch = ids[start : start + _MARK_BATCH]
-        Task.objects.using(using).filter(pk__in=batch).update(published_at=now)
+    for start in range(0, len(task_ids), _MARK_BATCH):
+        batch = task_ids[start : start + _MARK_BATCH]
+        Task.objects.filter(pk__in=batch, published_at__isnull=True).update(
+            published_at=now
+        )
+
+
+def _close_connections() -> None:
+    # The relay's thread lives as long as the process; it holds no database
+    # connection while it has nothing to publish.
+    connections.close_all()

@@ -16,6 +16,7 @@ from .broker import Broker
 from .config import Config
 from .errors import CarrotError
 from .message import TaskMessage
+from .publisher import Publisher
 from .store import Runner, TaskStore
 
 __all__ = ["Maintenance"]
@@ -37,6 +38,7 @@ class Maintenance:
         self._broker = broker
         self._runner = runner
         self._config: Config = broker.config
+        self._publisher: Publisher | None = None
 
     def run(self) -> None:
         """Do every step; a step that fails is logged and tried next time."""
@@ -85,7 +87,15 @@ class Maintenance:
             if count < _PUBLISH_BATCH:
                 return
 
+    def close(self) -> None:
+        """Release the outbox sweep's broker connection."""
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
     def _publish(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._broker.publish(
+        if self._publisher is None:
+            self._publisher = Publisher(self._broker)
+        self._publisher.publish(
             (TaskMessage(task_id), worker) for task_id, worker in pairs
         )

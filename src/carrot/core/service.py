@@ -92,6 +92,7 @@ class Service:
                 self._serve()
         finally:
             self._close_lanes()
+            self._maintenance.close()
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
 

@@ -1,0 +1,153 @@
+"""Publish task messages on one connection, confirming them in bulk.
+
+A `Publisher` belongs to one thread, which alone touches its connection.
+On RabbitMQ its channel is in confirm mode: a batch of messages is sent
+back to back and then the broker's confirmations are awaited together, so
+a batch costs one round trip instead of one per message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.messaging import Producer
+
+from .broker import Broker
+from .errors import PublishError
+from .message import TaskMessage
+
+__all__ = ["Publisher"]
+
+logger = logging.getLogger(__name__)
+
+#: Transports that speak AMQP through py-amqp and support confirms.
+AMQP_TRANSPORTS = frozenset({"amqp", "pyamqp", "amqps"})
+
+
+class Publisher:
+    """A connection and a producer, owned by the thread that uses it."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._timeout = broker.config.publish_timeout_seconds
+        self._connection = broker.connection()
+        self._producer: Producer | None = None
+        self._confirms: _Confirms | None = None
+        self._declared: set[str] = set()
+
+    def publish(self, messages: Iterable[tuple[TaskMessage, str]]) -> None:
+        """Publish ``(message, worker name)`` pairs; return once confirmed.
+
+        Each worker's queue is declared before its first message. Raises
+        `PublishError` when the broker fails or does not confirm within the
+        publish timeout; the connection is then dropped and made again on
+        the next call.
+        """
+        try:
+            self._publish(messages)
+        except PublishError:
+            self._reset()
+            raise
+        except Exception as exc:
+            self._reset()
+            raise PublishError(
+                f"could not publish ({type(exc).__name__}: {exc}); the tasks stay "
+                "in the database and are published once the broker answers"
+            ) from exc
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._reset()
+
+    def _publish(self, messages: Iterable[tuple[TaskMessage, str]]) -> None:
+        producer = self._ensure_producer()
+        sent = 0
+        for message, worker_name in messages:
+            self._declare(producer, worker_name)
+            producer.publish(
+                message.to_body(),
+                exchange=producer.exchange,
+                routing_key=worker_name,
+                serializer="json",
+                delivery_mode=2,
+            )
+            sent += 1
+        logger.debug("published %d message(s)", sent, extra={"action": "publish"})
+        if self._confirms is not None:
+            self._confirms.wait(self._connection, sent, self._timeout)
+
+    def _ensure_producer(self) -> Producer:
+        if self._producer is None:
+            self._connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=self._timeout
+            )
+            channel = self._connection.channel()
+            if self._connection.transport_cls in AMQP_TRANSPORTS:
+                self._confirms = _Confirms(channel)
+            self._producer = Producer(channel, exchange=self._broker.exchange)
+        return self._producer
+
+    def _declare(self, producer: Producer, worker_name: str) -> None:
+        if worker_name not in self._declared:
+            self._broker.queue(worker_name)(producer.channel).declare()
+            self._declared.add(worker_name)
+
+    def _reset(self) -> None:
+        self._producer = None
+        self._confirms = None
+        self._declared.clear()
+        with contextlib.suppress(Exception):
+            self._connection.collect()
+        self._connection = self._broker.connection()
+
+
+class _Confirms:
+    """Counts RabbitMQ's confirmations of the messages sent on a channel."""
+
+    def __init__(self, channel: Any) -> None:
+        channel.confirm_select()
+        self._sent = 0
+        self._unconfirmed: set[int] = set()
+        self._nacked = 0
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+
+    def wait(self, connection: Connection, sent: int, timeout_seconds: float) -> None:
+        first = self._sent + 1
+        self._sent += sent
+        self._unconfirmed.update(range(first, self._sent + 1))
+
+        deadline = time.monotonic() + timeout_seconds
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishError(
+                    f"the broker confirmed {sent - len(self._unconfirmed)} of "
+                    f"{sent} messages within {timeout_seconds} s"
+                )
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=remaining)
+
+        if self._nacked:
+            nacked, self._nacked = self._nacked, 0
+            raise PublishError(f"the broker refused {nacked} message(s)")
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked += self._settle(delivery_tag, multiple)
+
+    def _settle(self, delivery_tag: int, multiple: bool) -> int:
+        if not multiple:
+            settled = 1 if delivery_tag in self._unconfirmed else 0
+            self._unconfirmed.discard(delivery_tag)
+            return settled
+        done = {tag for tag in self._unconfirmed if tag <= delivery_tag}
+        self._unconfirmed -= done
+        return len(done)
