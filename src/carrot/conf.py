@@ -40,7 +40,7 @@ def get_config() -> Config:
         transport_options=_setting("BROKER_TRANSPORT_OPTIONS", {}),
         queue_prefix=_setting("QUEUE_PREFIX", "carrot"),
         publish_timeout_seconds=_setting("PUBLISH_TIMEOUT_SECONDS", 2.0),
-        prefetch_multiplier=_setting("PREFETCH_MULTIPLIER", 2),
+        prefetch_multiplier=_setting("PREFETCH_MULTIPLIER", 4),
         refresh_seconds=_setting("REFRESH_SECONDS", 2.0),
         max_payload_bytes=_setting("MAX_PAYLOAD_BYTES", 1_000_000),
         allowed_modules=tuple(allowed) if allowed is not None else None,

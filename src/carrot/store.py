@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,18 +24,21 @@ _FINISHED = {Task.Status.SUCCEEDED, Task.Status.FAILED}
 class DjangoTaskStore:
     """Claims and settles task rows through the Django ORM.
 
-    Each call starts and ends by closing the calling thread's database
-    connection when Django would close it at the end of a request, so a
-    task always runs with a usable connection and none are leaked.
+    Each call first makes the calling thread's database connections fit
+    for use: a broken one, or one left outside autocommit, is closed and
+    made again. A healthy one is kept whatever ``CONN_MAX_AGE`` says: the
+    service's threads live long and run many tasks, and a new connection
+    per task would cost more than most tasks. Each thread holds at most one
+    connection per database, so none leak.
     """
 
     def enabled_workers(self) -> Mapping[str, int]:
-        close_old_connections()
+        _ready_connections()
         workers = Worker.objects.filter(enabled=True).values_list("name", "concurrency")
         return dict(workers)
 
     def claim(self, task_id: str, runner: Runner) -> Claim:
-        close_old_connections()
+        _ready_connections()
         if not _is_uuid(task_id):
             return Claim(ClaimState.MISSING)
 
@@ -69,7 +72,7 @@ class DjangoTaskStore:
         )
 
     def register(self, runner: Runner) -> None:
-        close_old_connections()
+        _ready_connections()
         RunnerRow.objects.update_or_create(
             id=runner.id,
             defaults={
@@ -124,21 +127,26 @@ class DjangoTaskStore:
         return len(rows)
 
     def _finish(self, task_id: str, **fields: Any) -> None:
-        try:
-            Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
-        finally:
-            close_old_connections()
+        # The task may have left its connection broken.
+        _ready_connections()
+        Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
 
     def _unclaimable(self, task_id: str) -> ClaimState:
         status = (
             Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
         )
-        close_old_connections()
         if status is None:
             return ClaimState.MISSING
         if status in _FINISHED:
             return ClaimState.FINISHED
         return ClaimState.BUSY
+
+
+def _ready_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        # Forget the age limit, then let Django close what is unusable.
+        connection.close_at = None
+        connection.close_if_unusable_or_obsolete()
 
 
 def _is_uuid(value: str) -> bool:

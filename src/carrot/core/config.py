@@ -31,7 +31,7 @@ class Config:
     publish_timeout_seconds: float = 2.0
     #: Messages a worker holds per unit of concurrency; more hides the
     #: acknowledgement round trip, fewer leaves more for other hosts.
-    prefetch_multiplier: int = 2
+    prefetch_multiplier: int = 4
     #: How often the service reads the workers' settings.
     refresh_seconds: float = 2.0
     #: AMQP heartbeat; the service's own thread answers it.

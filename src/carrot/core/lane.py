@@ -1,12 +1,16 @@
 """A lane: one worker's queue, consumed on its own channel, run on a pool.
 
-Only the service's thread touches a lane; the pool's threads only run
-tasks and hand the result back through the service's completion queue.
+The service's thread receives messages and appends runs to the lane; the
+pool's threads take runs one at a time and report each outcome back to the
+service's thread, which alone touches the channel to acknowledge it. At
+most ``concurrency`` pool threads take runs at once, so at most that many
+of the worker's tasks run at once.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +40,7 @@ class Delivery:
 
 @dataclass
 class Run:
-    """One task in this process: waiting for a slot, or running."""
+    """One task in this process: waiting for a pool thread, or running."""
 
     task_id: str
     deliveries: list[Delivery]
@@ -47,14 +51,20 @@ class Run:
 
 @dataclass
 class Lane:
-    """The consumer, the waiting runs and the pool of one worker."""
+    """The consumer, the waiting runs and the pool of one worker.
+
+    ``work`` runs in a pool thread for each run taken from the lane.
+    """
 
     name: str
     queue: Queue
+    work: Callable[[Run], None]
     concurrency: int = 0
-    running: int = 0
-    pending: deque[Run] = field(default_factory=deque)
     consumer: Consumer | None = None
+    _pending: deque[Run] = field(default_factory=deque)
+    #: Pool threads taking runs; guarded by ``_lock``.
+    _active: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _channel: Any = None
     _executor: ThreadPoolExecutor | None = None
     _threads: int = 0
@@ -64,8 +74,13 @@ class Lane:
         return self.consumer is not None
 
     @property
+    def active(self) -> int:
+        """How many pool threads are running this worker's tasks."""
+        return self._active
+
+    @property
     def idle(self) -> bool:
-        return self.running == 0 and not self.pending
+        return self._active == 0 and not self._pending
 
     def consume(
         self,
@@ -94,16 +109,6 @@ class Lane:
         """Run at most ``concurrency`` tasks at once from now on."""
         if concurrency == self.concurrency:
             return
-
-        if concurrency > self._threads:
-            # A pool cannot grow; the old one finishes its tasks and exits.
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
-            self._executor = ThreadPoolExecutor(
-                concurrency, thread_name_prefix=f"carrot-{self.name}"
-            )
-            self._threads = concurrency
-
         if self.concurrency:
             logger.info(
                 "worker %s resized from %d to %d",
@@ -111,14 +116,27 @@ class Lane:
                 self.concurrency,
                 concurrency,
             )
-        self.concurrency = concurrency
+
+        with self._lock:
+            if concurrency > self._threads:
+                # A pool cannot grow; the old one finishes its runs and ends.
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False)
+                self._executor = ThreadPoolExecutor(
+                    concurrency, thread_name_prefix=f"carrot-{self.name}"
+                )
+                self._threads = concurrency
+            self.concurrency = concurrency
+            self._start_threads()
+
         if self.consumer is not None:
             self.consumer.qos(prefetch_count=prefetch)
 
-    def submit(self, function: Callable[..., Any], *args: Any) -> None:
-        assert self._executor is not None
-        self.running += 1
-        self._executor.submit(function, *args)
+    def add(self, run: Run) -> None:
+        """Queue ``run`` for the next free pool thread."""
+        with self._lock:
+            self._pending.append(run)
+            self._start_threads()
 
     def stop_consuming(self) -> list[Run]:
         """Cancel the consumer and return the runs that never started.
@@ -129,8 +147,7 @@ class Lane:
         if self.consumer is not None:
             self.consumer.cancel()
             self.consumer = None
-        returned = list(self.pending)
-        self.pending.clear()
+        returned = self._take_pending()
         for run in returned:
             for delivery in run.deliveries:
                 delivery.message.requeue()
@@ -144,9 +161,7 @@ class Lane:
         """
         self.consumer = None
         self._channel = None
-        dropped = list(self.pending)
-        self.pending.clear()
-        return dropped
+        return self._take_pending()
 
     def release_channel(self) -> None:
         """Close the channel of a lane that stopped consuming and is idle."""
@@ -160,3 +175,26 @@ class Lane:
             self._executor.shutdown(wait=True)
             self._executor = None
             self._threads = 0
+
+    def _take_pending(self) -> list[Run]:
+        with self._lock:
+            taken = list(self._pending)
+            self._pending.clear()
+        return taken
+
+    def _start_threads(self) -> None:
+        # Called with the lock held.
+        while self._active < min(self.concurrency, len(self._pending)):
+            assert self._executor is not None
+            self._active += 1
+            self._executor.submit(self._take_runs)
+
+    def _take_runs(self) -> None:
+        """Pool thread: run waiting runs until there are none left."""
+        while True:
+            with self._lock:
+                if not self._pending or self._active > self.concurrency:
+                    self._active -= 1
+                    return
+                run = self._pending.popleft()
+            self.work(run)

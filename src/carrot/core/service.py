@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 #: How long to wait on the broker while tasks run, so that finished tasks
 #: are acknowledged promptly.
-_BUSY_POLL_SECONDS = 0.005
+_BUSY_POLL_SECONDS = 0.001
 #: How long to wait on the broker while nothing runs.
 _IDLE_POLL_SECONDS = 0.5
 #: Pause before requeueing a task whose outcome could not be stored, so a
@@ -69,7 +69,7 @@ class Service:
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
-        self._completions: queue.SimpleQueue[tuple[Lane, Run]] = queue.SimpleQueue()
+        self._completions: queue.SimpleQueue[Run] = queue.SimpleQueue()
         self._generation = 0
         self._stopping = threading.Event()
         self._immediate = False
@@ -207,12 +207,12 @@ class Service:
     def _open_lane(self, connection: Connection, name: str, concurrency: int) -> None:
         lane = self._lanes.get(name)
         if lane is None:
-            lane = self._lanes[name] = Lane(name, self._broker.queue(name))
+            lane = Lane(name, self._broker.queue(name), self._execute)
+            self._lanes[name] = lane
         prefetch = concurrency * self._config.prefetch_multiplier
         lane.resize(concurrency, prefetch)
         if not lane.consuming:
             lane.consume(connection, prefetch, self._on_message)
-        self._dispatch(lane)
 
     def _on_message(self, lane: Lane, message: Message) -> None:
         if self._stopping.is_set() or not lane.consuming:
@@ -238,8 +238,7 @@ class Service:
             return
 
         run = self._inflight[task.task_id] = Run(task.task_id, [delivery])
-        lane.pending.append(run)
-        self._dispatch(lane)
+        lane.add(run)
 
     def _decode(self, lane: Lane, message: Message) -> TaskMessage | None:
         try:
@@ -258,11 +257,7 @@ class Service:
             message.reject(requeue=False)
             return None
 
-    def _dispatch(self, lane: Lane) -> None:
-        while lane.pending and lane.running < lane.concurrency:
-            lane.submit(self._execute, lane, lane.pending.popleft())
-
-    def _execute(self, lane: Lane, run: Run) -> None:
+    def _execute(self, run: Run) -> None:
         """Run in a pool thread; the service thread acknowledges."""
         try:
             run.state = execute(
@@ -278,17 +273,16 @@ class Service:
             run.error = True
             time.sleep(_STORE_ERROR_PAUSE_SECONDS)
         finally:
-            self._completions.put((lane, run))
+            self._completions.put(run)
 
     def _settle(self, timeout: float | None = None) -> None:
         """Acknowledge the messages of every run that has ended."""
         while True:
             try:
-                lane, run = self._completions.get(timeout is not None, timeout)
+                run = self._completions.get(timeout is not None, timeout)
             except queue.Empty:
                 return
             timeout = None
-            lane.running -= 1
             self._inflight.pop(run.task_id, None)
             for delivery in run.deliveries:
                 # A message from an earlier connection cannot be acknowledged:
@@ -299,7 +293,6 @@ class Service:
                     delivery.message.requeue()
                 else:
                     delivery.message.ack()
-            self._dispatch(lane)
 
     def _shutdown(self, connection: Connection) -> None:
         """Requeue unstarted messages, then wait for the running tasks."""
@@ -334,7 +327,7 @@ class Service:
             self._unregister()
 
     def _running(self) -> int:
-        return sum(lane.running for lane in self._lanes.values())
+        return sum(lane.active for lane in self._lanes.values())
 
     def _unregister(self) -> None:
         try:
