@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""Run the demo's commands, for example ``python demo/manage.py rundemo``."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demosite.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

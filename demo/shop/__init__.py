@@ -1,0 +1,1 @@
+"""A small shop: its tasks render invoices, charge cards and build reports."""
