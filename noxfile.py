@@ -55,3 +55,17 @@ def types(session: nox.Session) -> None:
     """Type-check the package with mypy and django-stubs."""
     session.install("-e", ".[redis]", "mypy", "django-stubs", *TEST_REQUIREMENTS)
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """Run the example shop: RabbitMQ on localhost if it answers, else memory."""
+    session.install("-e", ".")
+    session.run("python", "demo/manage.py", "rundemo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the HTML documentation; any warning fails the build."""
+    session.install("-e", ".", "sphinx")
+    session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
