@@ -31,6 +31,13 @@ WRONG_SETTINGS = [
     ("CARROT_REFRESH_SECONDS", None, "carrot.E008"),
     ("CARROT_MAX_PAYLOAD_BYTES", "1MB", "carrot.E009"),
     ("CARROT_MAX_PAYLOAD_BYTES", 0, "carrot.E009"),
+    ("CARROT_RUNNER_TIMEOUT_SECONDS", 0, "carrot.E010"),
+    ("CARROT_OUTBOX_GRACE_SECONDS", -0.5, "carrot.E011"),
+    ("CARROT_OUTBOX_GRACE_SECONDS", "10", "carrot.E011"),
+    ("CARROT_MAX_ATTEMPTS", 0, "carrot.E012"),
+    ("CARROT_MAX_ATTEMPTS", 2.0, "carrot.E012"),
+    ("CARROT_SHUTDOWN_GRACE_SECONDS", -1, "carrot.E013"),
+    ("CARROT_SHUTDOWN_GRACE_SECONDS", float("nan"), "carrot.E013"),
 ]
 
 #: Every setting at a value that works, other than the defaults.
@@ -43,6 +50,10 @@ GOOD_SETTINGS = {
     "CARROT_PREFETCH_MULTIPLIER": 1,
     "CARROT_REFRESH_SECONDS": 5,
     "CARROT_MAX_PAYLOAD_BYTES": 10_000,
+    "CARROT_RUNNER_TIMEOUT_SECONDS": 60,
+    "CARROT_OUTBOX_GRACE_SECONDS": 0,
+    "CARROT_MAX_ATTEMPTS": 1,
+    "CARROT_SHUTDOWN_GRACE_SECONDS": 0.0,
 }
 
 
@@ -77,6 +88,23 @@ def test_no_setting_at_all_passes_every_check(settings, monkeypatch):
             delattr(settings, setting)
 
     assert check_settings() == []
+
+
+def test_a_shutdown_grace_of_none_passes_its_check(settings):
+    settings.CARROT_SHUTDOWN_GRACE_SECONDS = None
+
+    assert check_settings() == []
+
+
+def test_settings_that_do_not_work_together_fail_their_check(settings):
+    settings.CARROT_REFRESH_SECONDS = 20
+    settings.CARROT_RUNNER_TIMEOUT_SECONDS = 30
+
+    errors = check_settings()
+
+    assert [error.id for error in errors] == ["carrot.E014"]
+    assert "runner_timeout_seconds" in errors[0].msg
+    assert "CARROT_RUNNER_TIMEOUT_SECONDS" in errors[0].hint
 
 
 @pytest.mark.parametrize("value", [None, ""])

@@ -136,6 +136,7 @@ class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         "attempts",
                         "host",
                         "pid",
+                        "runner",
                         "created_at",
                         "published_at",
                         "started_at",
@@ -242,7 +243,8 @@ def _copy_tasks(
 
 
 def _pretty_json(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    # Sorted, because jsonb on PostgreSQL does not keep the keys in order.
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def _pre(text: str) -> SafeString:

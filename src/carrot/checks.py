@@ -13,6 +13,11 @@ carrot.E006 ``CARROT_PUBLISH_TIMEOUT_SECONDS`` is not positive
 carrot.E007 ``CARROT_PREFETCH_MULTIPLIER`` is not an integer >= 1
 carrot.E008 ``CARROT_REFRESH_SECONDS`` is not positive
 carrot.E009 ``CARROT_MAX_PAYLOAD_BYTES`` is not an integer >= 1
+carrot.E010 ``CARROT_RUNNER_TIMEOUT_SECONDS`` is not positive
+carrot.E011 ``CARROT_OUTBOX_GRACE_SECONDS`` is negative
+carrot.E012 ``CARROT_MAX_ATTEMPTS`` is not an integer >= 1
+carrot.E013 ``CARROT_SHUTDOWN_GRACE_SECONDS`` is negative
+carrot.E014 settings that are each valid do not work together
 =========== ==================================================
 """
 
@@ -27,7 +32,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 from kombu.connection import Connection
 
-from .conf import broker_url
+from .conf import broker_url, get_config
 from .core.config import check_worker_name
 
 __all__ = ["check_settings"]
@@ -53,10 +58,18 @@ def _is_queue_name(value: object) -> bool:
 
 
 def _is_positive_number(value: object) -> bool:
+    return _is_non_negative_number(value) and value != 0
+
+
+def _is_non_negative_number(value: object) -> bool:
     # bool is an int to Python, but True seconds is a mistake, not a number.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return math.isfinite(value) and value > 0
+    return math.isfinite(value) and value >= 0
+
+
+def _is_optional_non_negative_number(value: object) -> bool:
+    return value is None or _is_non_negative_number(value)
 
 
 def _is_positive_integer(value: object) -> bool:
@@ -155,6 +168,36 @@ _RULES = (
         "an integer number of bytes of at least 1",
         "For example CARROT_MAX_PAYLOAD_BYTES = 1_000_000.",
     ),
+    _Rule(
+        "CARROT_RUNNER_TIMEOUT_SECONDS",
+        _is_positive_number,
+        "carrot.E010",
+        "a positive number of seconds",
+        "For example CARROT_RUNNER_TIMEOUT_SECONDS = 30; a service silent "
+        "this long is taken for dead.",
+    ),
+    _Rule(
+        "CARROT_OUTBOX_GRACE_SECONDS",
+        _is_non_negative_number,
+        "carrot.E011",
+        "a number of seconds of at least 0",
+        "For example CARROT_OUTBOX_GRACE_SECONDS = 10.",
+    ),
+    _Rule(
+        "CARROT_MAX_ATTEMPTS",
+        _is_positive_integer,
+        "carrot.E012",
+        "an integer of at least 1",
+        "For example CARROT_MAX_ATTEMPTS = 3; it counts the first attempt.",
+    ),
+    _Rule(
+        "CARROT_SHUTDOWN_GRACE_SECONDS",
+        _is_optional_non_negative_number,
+        "carrot.E013",
+        "a number of seconds of at least 0, or None",
+        "For example CARROT_SHUTDOWN_GRACE_SECONDS = 60, or None to wait for "
+        "running tasks however long they take.",
+    ),
 )
 
 
@@ -169,6 +212,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     ]
     if not any(error.id == "carrot.E001" for error in errors):
         errors.extend(_check_transport(broker_url()))
+    if not errors:
+        errors.extend(_check_together())
     return errors
 
 
@@ -180,6 +225,24 @@ def _error(rule: _Rule) -> Error:
         hint=rule.hint,
         id=rule.id,
     )
+
+
+def _check_together() -> list[CheckMessage]:
+    # Config holds the rules that span settings, such as the runner timeout
+    # against the refresh interval; building one applies them.
+    try:
+        get_config()
+    except (TypeError, ValueError) as exc:
+        return [
+            Error(
+                f"the carrot settings do not work together: {exc}",
+                hint="Change the settings the message names: "
+                "runner_timeout_seconds is CARROT_RUNNER_TIMEOUT_SECONDS, "
+                "and so on for each.",
+                id="carrot.E014",
+            )
+        ]
+    return []
 
 
 def _check_transport(url: str) -> list[CheckMessage]:
