@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -60,6 +61,13 @@ def change_url(obj: Task | Worker) -> str:
     return reverse(f"admin:carrot_{obj._meta.model_name}_change", args=[obj.pk])
 
 
+def cell(row: str, field: str) -> str:
+    """The text of the changelist cell of ``field`` in the HTML ``row``."""
+    found = re.search(rf'<td class="field-{field}">(.*?)</td>', row, re.DOTALL)
+    assert found is not None, f"no {field} cell in {row}"
+    return re.sub(r"<[^>]+>", "", found[1]).strip()
+
+
 def page(client, url: str, **params: str) -> str:
     response = client.get(url, params)
     assert response.status_code == 200, response.content[:2000]
@@ -95,11 +103,43 @@ def test_the_worker_changelist_counts_each_workers_waiting_and_running_tasks(
     rows = content.split("<tr")
     mail = next(row for row in rows if ">mail</a>" in row)
     default = next(row for row in rows if ">default</a>" in row)
-    assert '<td class="field-waiting_tasks">2</td>' in mail
-    assert '<td class="field-running_tasks">1</td>' in mail
-    assert "Sends the newsletters" in mail
-    assert '<td class="field-waiting_tasks">1</td>' in default
-    assert '<td class="field-running_tasks">0</td>' in default
+    assert cell(mail, "waiting_tasks") == "2"
+    assert cell(mail, "running_tasks") == "1"
+    assert cell(mail, "short_description") == "Sends the newsletters"
+    assert cell(default, "waiting_tasks") == "1"
+    assert cell(default, "running_tasks") == "0"
+
+
+def test_a_workers_waiting_count_links_to_its_waiting_tasks(admin_client):
+    Worker.objects.create(name="mail")
+    waiting = make_task(worker="mail")
+    running = make_task(worker="mail", status=Task.Status.RUNNING)
+    elsewhere = make_task()
+
+    rows = page(admin_client, WORKER_CHANGELIST).split("<tr")
+    mail = next(row for row in rows if ">mail</a>" in row)
+    link = re.search(r'field-waiting_tasks"><a href="([^"]+)"', mail)
+    assert link is not None
+    content = page(admin_client, html.unescape(link[1]))
+
+    assert str(waiting.pk)[:8] in content
+    assert str(running.pk)[:8] not in content
+    assert str(elsewhere.pk)[:8] not in content
+
+
+def test_the_worker_changelist_makes_as_many_queries_for_many_rows_as_for_one(
+    admin_client,
+):
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            page(admin_client, WORKER_CHANGELIST)
+        return len(queries)
+
+    one_row = count_queries()
+    for n in range(10):
+        Worker.objects.create(name=f"worker-{n}")
+        make_task(worker=f"worker-{n}")
+    assert count_queries() == one_row
 
 
 def test_the_worker_changelist_filters_by_enabled(admin_client):

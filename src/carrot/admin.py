@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -36,9 +38,7 @@ _DESCRIPTION_CHARS = 80
 
 
 # ModelAdmin is generic only in django-stubs; subscripting it at run time
-# fails, hence the bare base classes below.
-
-
+# fails, hence the bare base classes and their ignores.
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
@@ -73,12 +73,19 @@ class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return Truncator(obj.description).chars(_DESCRIPTION_CHARS)
 
     @admin.display(description="waiting", ordering="_waiting")
-    def waiting_tasks(self, obj: Worker) -> int:
-        return obj._waiting  # type: ignore[attr-defined, no-any-return]
+    def waiting_tasks(self, obj: Worker) -> SafeString:
+        count: int = obj._waiting  # type: ignore[attr-defined]
+        return self._tasks_link(obj, Task.Status.WAITING, count)
 
     @admin.display(description="running", ordering="_running")
-    def running_tasks(self, obj: Worker) -> int:
-        return obj._running  # type: ignore[attr-defined, no-any-return]
+    def running_tasks(self, obj: Worker) -> SafeString:
+        count: int = obj._running  # type: ignore[attr-defined]
+        return self._tasks_link(obj, Task.Status.RUNNING, count)
+
+    def _tasks_link(self, worker: Worker, status: str, count: int) -> SafeString:
+        url = reverse(f"{self.admin_site.name}:carrot_task_changelist")
+        query = urlencode({"worker__name__exact": worker.name, "status__exact": status})
+        return format_html('<a href="{}?{}">{}</a>', url, query, count)
 
 
 def _count_tasks(status: str) -> Coalesce:
