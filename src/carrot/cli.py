@@ -142,7 +142,7 @@ def _setup_django(settings: str | None, pythonpath: str | None) -> None:
             "or DJANGO_SETTINGS_MODULE"
         )
     for directory in (os.getcwd(), pythonpath):
-        if directory and directory not in sys.path:
+        if directory and os.path.abspath(directory) not in sys.path:
             sys.path.insert(0, os.path.abspath(directory))
     try:
         importlib.import_module(settings)
