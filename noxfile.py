@@ -69,3 +69,26 @@ def docs(session: nox.Session) -> None:
     """Build the HTML documentation; any warning fails the build."""
     session.install("-e", ".", "sphinx")
     session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
+
+
+#: What the benchmark compares carrot with; installed in its session only.
+BENCH_REQUIREMENTS = [
+    "psycopg[binary]>=3.1",
+    "celery>=5.3,<6",
+    "django-celery-results>=2.5",
+    "dramatiq[rabbitmq]>=2",
+    "huey>=3",
+    "redis>=5",
+    "matplotlib>=3.8",
+]
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Measure carrot beside kombu, Celery, Dramatiq and Huey.
+
+    Needs RabbitMQ, Redis and PostgreSQL on 127.0.0.1. Pass ``--quick``
+    for a short run, ``--only carrot`` for one system; see bench/README.md.
+    """
+    session.install("-e", ".", *BENCH_REQUIREMENTS)
+    session.run("python", "-m", "bench", *session.posargs)

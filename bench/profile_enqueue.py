@@ -1,0 +1,47 @@
+"""Create tasks one at a time under the profiler, in a process of its own.
+
+``python -m bench.profile_enqueue COUNT FOLDER``: a fresh process, so that
+every thread carrot starts to publish is profiled from its first call.
+Writes the profile and ``timings.json`` to FOLDER.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    count, folder = int(sys.argv[1]), Path(sys.argv[2])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    import django
+
+    django.setup()
+    from carrot.models import Task
+
+    from .profiling import Capture
+    from .run_carrot import NOOP, wait_published
+
+    capture = Capture()
+    capture.start()
+    started = time.perf_counter()
+    for _ in range(count):
+        Task.objects.create(kallable=NOOP)
+    returned = time.perf_counter()
+    wait_published()
+    published = time.perf_counter()
+    capture.stop()
+
+    capture.dump(folder)
+    timings = {
+        "create_seconds": returned - started,
+        "publish_seconds": published - started,
+    }
+    (folder / "timings.json").write_text(json.dumps(timings))
+
+
+if __name__ == "__main__":
+    main()
