@@ -56,7 +56,7 @@ def test_a_method_of_a_class_in_a_module_resolves():
         ("tests.examples.tasks.missing", "has no attribute 'missing'"),
         ("tests.examples.missing_module.add", "has no attribute 'missing_module'"),
         ("carrot_no_such_package.tasks.add", "does not name an importable module"),
-        ("tests.examples.tasks.Dog.not_callable", "names a int, which cannot be"),
+        ("tests.examples.tasks.Dog.not_callable", "names an object of type int, which cannot be"),
     ],
 )
 def test_a_path_that_names_no_callable_is_refused_with_the_reason(path, complaint):
@@ -202,7 +202,7 @@ def test_the_defaults_reach_rabbitmq_on_localhost():
 
     assert config.broker_url == "amqp://guest:guest@localhost:5672//"
     assert config.queue_prefix == "carrot"
-    assert config.prefetch_multiplier == 2
+    assert config.prefetch_multiplier == 4
     assert config.max_payload_bytes == 1_000_000
     assert config.allowed_modules is None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+from kombu.utils.url import maybe_sanitize_url
 
 from .config import Config
 
@@ -33,7 +34,7 @@ class Broker:
     @property
     def safe_url(self) -> str:
         """The broker URL with its password masked, fit for logs."""
-        return str(Connection(self.config.broker_url).as_uri(include_password=False))
+        return str(maybe_sanitize_url(self.config.broker_url))
 
     def queue(self, worker_name: str) -> Queue:
         """Return the durable queue of the worker ``worker_name``."""

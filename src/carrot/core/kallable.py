@@ -34,7 +34,8 @@ def resolve(
     target = _import_longest(parts, path)
     if not callable(target):
         raise InvalidTask(
-            f"kallable {path!r} names a {type(target).__name__}, which cannot be called"
+            f"kallable {path!r} names an object of type {type(target).__name__}, "
+            "which cannot be called"
         )
     return target
 

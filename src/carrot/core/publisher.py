@@ -66,7 +66,6 @@ class Publisher:
 
     def _publish(self, messages: Iterable[tuple[TaskMessage, str]]) -> None:
         producer = self._ensure_producer()
-        sent = 0
         for message, worker_name in messages:
             self._declare(producer, worker_name)
             producer.publish(
@@ -76,10 +75,10 @@ class Publisher:
                 serializer="json",
                 delivery_mode=2,
             )
-            sent += 1
-        logger.debug("published %d message(s)", sent, extra={"action": "publish"})
+            if self._confirms is not None:
+                self._confirms.sent()
         if self._confirms is not None:
-            self._confirms.wait(self._connection, sent, self._timeout)
+            self._confirms.wait(self._connection, self._timeout)
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
@@ -107,28 +106,35 @@ class Publisher:
 
 
 class _Confirms:
-    """Counts RabbitMQ's confirmations of the messages sent on a channel."""
+    """Tracks RabbitMQ's confirmations of the messages sent on a channel.
+
+    A message is recorded as unconfirmed the moment it is sent: its
+    confirmation may arrive during any later read on the connection, such
+    as a queue declaration, not only while `wait` reads.
+    """
 
     def __init__(self, channel: Any) -> None:
         channel.confirm_select()
-        self._sent = 0
+        self._last_tag = 0
         self._unconfirmed: set[int] = set()
         self._nacked = 0
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
 
-    def wait(self, connection: Connection, sent: int, timeout_seconds: float) -> None:
-        first = self._sent + 1
-        self._sent += sent
-        self._unconfirmed.update(range(first, self._sent + 1))
+    def sent(self) -> None:
+        """Record one more message sent on the channel."""
+        self._last_tag += 1
+        self._unconfirmed.add(self._last_tag)
 
+    def wait(self, connection: Connection, timeout_seconds: float) -> None:
+        """Return once every message sent is confirmed; raise if refused."""
         deadline = time.monotonic() + timeout_seconds
         while self._unconfirmed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PublishError(
-                    f"the broker confirmed {sent - len(self._unconfirmed)} of "
-                    f"{sent} messages within {timeout_seconds} s"
+                    f"the broker left {len(self._unconfirmed)} message(s) "
+                    f"unconfirmed for {timeout_seconds} s"
                 )
             with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=remaining)
