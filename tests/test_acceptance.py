@@ -7,6 +7,7 @@ another needs a broker both can reach.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange, Queue
 
+from carrot.core import CarrotError, daemon
 from tests.conftest import BROKERS, require_server, wait_for
 
 pytestmark = pytest.mark.acceptance
@@ -60,6 +62,8 @@ class Site:
     def __init__(self, root: Path, prefix: str) -> None:
         self.root = root
         self.prefix = prefix
+        #: Every long-running process started, to kill after a failure.
+        self.processes: list[subprocess.Popen[bytes]] = []
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -88,7 +92,7 @@ class Site:
     def start(self, *command: str | Path, log: Path) -> subprocess.Popen[bytes]:
         """Start a long-running ``command`` with its output in ``log``."""
         with log.open("wb") as output:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 command,
                 cwd=self.root,
                 env=self.env,
@@ -96,6 +100,16 @@ class Site:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
+        self.processes.append(process)
+        return process
+
+    def kill_leftovers(self, *pidfiles: Path) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        for pidfile in pidfiles:
+            with contextlib.suppress(CarrotError):
+                daemon.stop(pidfile, timeout_seconds=30, immediate=True)
 
     def tasks(self) -> list[sqlite3.Row]:
         with sqlite3.connect(self.root / "db.sqlite3") as database:
@@ -148,6 +162,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     yield site
 
+    site.kill_leftovers(*directory.glob("*.pid"))
     _delete_queues(url, prefix)
 
 
@@ -224,7 +239,8 @@ def test_carrot_worker_runs_the_tasks_of_the_settings_module(site, tmp_path):
 
 
 def test_a_detached_worker_runs_tasks_and_stops_through_its_pid_file(site, tmp_path):
-    pidfile, log = tmp_path / "carrot.pid", tmp_path / "carrot.log"
+    # Beside the project, where the fixture finds it after a failure.
+    pidfile, log = site.root.parent / "carrot.pid", tmp_path / "carrot.log"
     site.manage(
         "carrot-workers",
         "--detach",

@@ -7,6 +7,7 @@ acceptance tests run tasks through RabbitMQ.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 from django.core.management import CommandError, call_command
 
 from carrot.cli import carrot
+from carrot.core import CarrotError, daemon
 from carrot.models import Worker
 from tests.conftest import wait_for
 
@@ -312,8 +314,19 @@ def test_the_worker_runs_only_the_named_workers(site, tmp_path):
     assert "worker default" not in log.read_text()
 
 
-def test_a_detached_worker_is_found_and_stopped_through_its_pid_file(site, tmp_path):
-    pidfile, log = tmp_path / "w.pid", tmp_path / "w.log"
+@pytest.fixture
+def pidfile(tmp_path: Path) -> Iterator[Path]:
+    """A pid file whose daemon is stopped after the test, had it failed."""
+    path = tmp_path / "w.pid"
+    yield path
+    with contextlib.suppress(CarrotError):
+        daemon.stop(path, timeout_seconds=30, immediate=True)
+
+
+def test_a_detached_worker_is_found_and_stopped_through_its_pid_file(
+    site, tmp_path, pidfile
+):
+    log = tmp_path / "w.log"
     options = ["--pidfile", str(pidfile)]
 
     started = run(

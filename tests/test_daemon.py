@@ -255,17 +255,21 @@ def test_detach_returns_once_the_daemon_holds_the_pid_file(pidfile, tmp_path):
 
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout)
-    assert pidfile.read_text() == f"{pid}\n"
-    wait_for(lambda: logfile.exists() and logfile.read_text(), what="the log")
-    # Output in the log file, its own session, stdin from /dev/null.
-    word, session, stdin = logfile.read_text().split()
-    assert word == "daemon"
-    assert int(session) not in (os.getsid(0), pid)
-    assert stdin == "''"
-    assert status(pidfile).state is State.RUNNING
+    try:
+        assert pidfile.read_text() == f"{pid}\n"
+        wait_for(lambda: logfile.exists() and logfile.read_text(), what="the log")
+        # Output in the log file, its own session, stdin from /dev/null.
+        word, session, stdin = logfile.read_text().split()
+        assert word == "daemon"
+        assert int(session) not in (os.getsid(0), pid)
+        assert stdin == "''"
+        assert status(pidfile).state is State.RUNNING
 
-    assert stop(pidfile, timeout_seconds=30) == pid
-    assert not pidfile.exists()
+        assert stop(pidfile, timeout_seconds=30) == pid
+        assert not pidfile.exists()
+    finally:
+        if is_alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_detach_refuses_a_pid_file_held_by_a_live_process(pidfile, tmp_path, spawn):
