@@ -41,6 +41,8 @@ _DESCRIPTION_CHARS = 80
 # fails, hence the bare base classes and their ignores.
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """List workers with their load; edit concurrency and enabled in place."""
+
     list_display = [
         "name",
         "concurrency",
@@ -103,6 +105,8 @@ def _count_tasks(status: str) -> Coalesce:
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Show tasks read-only; add them, or run them again, as new rows."""
+
     list_display = [
         "short_id",
         "kallable",
