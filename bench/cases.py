@@ -72,6 +72,10 @@ class System:
     def prefill(self, tag: str, count: int) -> None:
         for _ in range(count):
             self.send(tag)
+        self.flush()
+
+    def flush(self) -> None:
+        """Return once every task sent so far is on the broker."""
 
     def wait_finished(self, tag: str, count: int) -> tuple[float, float]:
         """Wait for ``count`` tasks of ``tag``; return first and last finish."""
@@ -98,6 +102,7 @@ def end_to_end(system: System, count: int) -> dict[str, float]:
         started = time.time()
         for _ in range(count):
             system.send(tag)
+        system.flush()
         sent = time.time()
         _, last = system.wait_finished(tag, count)
     finally:

@@ -39,7 +39,8 @@ def run(count: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="carrot-bench-profile-"))
     sections = [_end_to_end(count, folder / "e2e"), _drain(count, folder / "drain")]
     header = [
-        f"carrot profile, {time.strftime('%Y-%m-%d %H:%M')}, {count:,} no-op tasks",
+        f"carrot profile, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{count:,} no-op tasks",
         f"(written by python -m bench --profile; raw profiles in {folder})",
         (__doc__ or "").split("\n\n", 1)[1].strip(),
     ]

@@ -82,7 +82,10 @@ def write(data: dict[str, Any]) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     markdown = _document(data, figures, _markdown_table)
     (DOCS / "results.md").write_text(markdown)
-    (DOCS / "results.rst").write_text(_document(data, figures, _rst_table))
+    # Sphinx reads every .rst file: the page that includes this one skips
+    # the first two lines, which keep it out of the table of contents.
+    rst = ":orphan:\n\n" + _document(data, figures, _rst_table)
+    (DOCS / "results.rst").write_text(rst)
     _chart(figures, DOCS / "results.png")
     print(markdown)
 
@@ -279,7 +282,9 @@ def _rst_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _rst_escape(text: str) -> str:
-    return text.replace("*", "\\*").replace("_", "\\_") if text else "\\"
+    # A lone "-" would start a bullet list; indentation, a block quote.
+    text = text.strip().replace("*", "\\*").replace("_", "\\_")
+    return "\\" + text if text.startswith("-") or not text else text
 
 
 def _chart(figures: dict[str, tuple[float, float, float]], path: Path) -> None:

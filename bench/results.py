@@ -29,7 +29,7 @@ class Results:
         self.data: dict[str, Any] = {"figures": {}, "errors": {}, "runs": {}}
         if path.exists():
             self.data = json.loads(path.read_text())
-        self.run = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.run = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
     def start_run(self, settings: Mapping[str, Any]) -> None:
         self.data["runs"][self.run] = {

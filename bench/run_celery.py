@@ -53,7 +53,7 @@ def wait_result_rows(count: int) -> tuple[float, float]:
     stall = Stall(f"{count:,} Celery result rows")
     while (stored := rows.count()) < count:
         stall.check(stored)
-        time.sleep(0.1)
+        time.sleep(0.25)
     span = rows.aggregate(first=Min("date_done"), last=Max("date_done"))
     return span["first"].timestamp(), span["last"].timestamp()
 
