@@ -236,3 +236,22 @@ def refreshes(monkeypatch: pytest.MonkeyPatch) -> Refreshes:
 
     monkeypatch.setattr(DjangoTaskStore, "enabled_workers", enabled_workers)
     return counter
+
+
+@contextlib.contextmanager
+def serve(*workers: str) -> Iterator[tuple[WorkerService, threading.Thread]]:
+    """Run a `WorkerService` in a thread for the ``with`` block.
+
+    Unlike `run_service`, this gives the thread, so that a test can stop
+    the service itself and wait for it to end.
+    """
+    service = WorkerService(workers or None)
+    thread = threading.Thread(target=service.start, name="carrot-service")
+    thread.start()
+    try:
+        assert service.service.ready.wait(15), "the service did not start"
+        yield service, thread
+    finally:
+        service.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "the service did not stop"

@@ -115,3 +115,9 @@ def meet(group: str, parties: int, timeout_seconds: float = 15.0) -> int:
         _meeting.wait_for(lambda: state[1] >= parties, timeout_seconds)
         state[0] -= 1
         return state[1]
+
+
+def met(group: str) -> int:
+    """The most calls of `meet` for ``group`` that ran at once."""
+    with _meeting:
+        return _meetings.get(group, [0, 0])[1]
