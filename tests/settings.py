@@ -70,3 +70,6 @@ else:
 CARROT_BROKER_URL = "memory://localhost//"
 CARROT_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.01}
 CARROT_REFRESH_SECONDS = 0.2
+
+# Admin tests log users in; the default hasher is slow on purpose.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -305,7 +305,7 @@ def test_adding_a_task_with_a_bad_kallable_shows_the_error_and_stores_nothing(
     response = add_task(admin_client, kallable="tests.examples.tasks.nowhere")
 
     assert response.status_code == 200
-    errors = response.context["adminform"].form.non_field_errors()
+    errors = response.context["adminform"].form.errors["kallable"]
     assert "has no attribute 'nowhere'" in errors[0]
     assert html.escape("has no attribute 'nowhere'") in response.content.decode()
     assert not Task.objects.exists()

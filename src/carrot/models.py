@@ -135,6 +135,8 @@ class Task(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The admin's counts of waiting and running tasks per worker.
+            models.Index(fields=["worker", "status"], name="carrot_task_worker_status"),
             # The outbox: waiting rows the broker has not confirmed.
             models.Index(
                 fields=["created_at"],
@@ -160,6 +162,10 @@ class Task(models.Model):
         check_size(self.args, self.kwargs, config.max_payload_bytes)
 
     def clean(self) -> None:
+        try:
+            resolve(self.kallable, get_config().allowed_modules)
+        except InvalidTask as exc:
+            raise ValidationError({"kallable": str(exc)}) from None
         try:
             self.validate()
         except InvalidTask as exc:
