@@ -1,0 +1,1 @@
+"""Tests that kill services and restart brokers, and show nothing is lost."""
