@@ -26,14 +26,17 @@ BROKERS = {
 
 
 def wait_for(
-    condition: Callable[[], object], timeout: float = 15.0, what: str = "the condition"
+    condition: Callable[[], object],
+    timeout: float = 15.0,
+    what: str = "the condition",
+    interval_seconds: float = 0.01,
 ) -> None:
     """Poll ``condition`` until it is true; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(interval_seconds)
 
 
 def require_server(name: str, address: tuple[str, int]) -> None:

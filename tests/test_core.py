@@ -27,6 +27,7 @@ from carrot.core import (
     Service,
     TaskCall,
     TaskMessage,
+    TaskStore,
     resolve,
 )
 from carrot.core.config import check_worker_name
@@ -56,7 +57,7 @@ def test_a_method_of_a_class_in_a_module_resolves():
         ("tests.examples.tasks.missing", "has no attribute 'missing'"),
         ("tests.examples.missing_module.add", "has no attribute 'missing_module'"),
         ("carrot_no_such_package.tasks.add", "does not name an importable module"),
-        ("tests.examples.tasks.Dog.not_callable", "names an object of type int, which cannot be"),
+        ("tests.examples.tasks.Dog.not_callable", "of type int, which cannot be"),
     ],
 )
 def test_a_path_that_names_no_callable_is_refused_with_the_reason(path, complaint):
@@ -331,6 +332,9 @@ class _MemoryStore:
     def fail(self, task_id: str, error: str, traceback: str) -> None:
         self.results[task_id] = error
 
+    def close(self) -> None:
+        pass
+
     def register(self, runner: Runner) -> None:
         pass
 
@@ -355,6 +359,12 @@ def _publish(config: Config, task_ids: list[str]) -> None:
                 declare=[broker.queue("default")],
                 serializer="json",
             )
+
+
+def test_the_store_for_core_tests_implements_the_whole_protocol():
+    wanted = {name for name in vars(TaskStore) if not name.startswith("_")}
+
+    assert wanted <= set(vars(_MemoryStore))
 
 
 def test_the_core_service_runs_tasks_from_any_store():
