@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import subprocess
+from pathlib import Path
 
 import psycopg
 import redis
@@ -114,7 +116,7 @@ def clear_redis() -> None:
 def versions() -> str:
     """Name the version of every system and server measured."""
     names = ("djangocarrot", "Django", "kombu", "celery", "dramatiq", "huey", "psycopg")
-    found = []
+    found = [f"carrot at {_git_describe()}"]
     for name in names:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found.append(f"{name} {importlib.metadata.version(name)}")
@@ -128,6 +130,18 @@ def versions() -> str:
     found.append(f"Redis {client.info('server').get('redis_version', '?')}")
     client.close()
     return ", ".join(found)
+
+
+def _git_describe() -> str:
+    # The benchmark measures the working tree, which may differ from HEAD.
+    described = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parent,
+    )
+    return described.stdout.strip() or "an unknown commit"
 
 
 def pg_stats() -> dict[str, int]:
