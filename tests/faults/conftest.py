@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -360,6 +361,13 @@ class ServiceProcess:
     def send(self, signum: int) -> None:
         self.popen.send_signal(signum)
 
+    def dump_stacks(self) -> None:
+        """Have the service write every thread's stack to its log."""
+        if self.alive:
+            self.send(signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: "most recent call first" in self.log(), 5)
+
     def kill(self) -> None:
         """SIGKILL the service and reap it."""
         if self.alive:
@@ -439,6 +447,7 @@ class Services:
 
     def close(self) -> None:
         for process in self.started:
+            process.dump_stacks()
             process.kill()
         for process in self.started:
             assert BROKER_PASSWORD not in process.log(), (

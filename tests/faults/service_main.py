@@ -9,16 +9,19 @@
 - ``CARROT_FAULTS_INSECURE``: if set, kombu's pickle serializers are
   enabled first, as another library in the process might do.
 
-It logs everything at debug level to standard error, and exits 0 after a
+It logs everything at debug level to standard error, dumps the stacks of
+its threads there on SIGUSR1, and exits 0 after a
 graceful stop, or 1 at once after an immediate one, leaving the threads
 of unfinished tasks behind as the ``carrot`` command does.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -57,6 +60,9 @@ def announce_ready(ready: threading.Event, path: Path) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.DEBUG, format=LOG_FORMAT, stream=sys.stderr)
+    # The tests ask for every thread's stack before they kill a service
+    # that is still running, so that a hang shows in its log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     configure()
     if os.environ.get("CARROT_FAULTS_INSECURE"):
         import kombu
