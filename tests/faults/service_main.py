@@ -68,6 +68,7 @@ def main() -> None:
         import kombu
 
         kombu.enable_insecure_serializers()
+        logging.getLogger(__name__).warning("enabled kombu's insecure serializers")
 
     from carrot.utils import WorkerService
 
