@@ -20,7 +20,9 @@ def _expose_pyenv_pythons() -> None:
         return
     versions = subprocess.run(
         ["pyenv", "versions", "--bare", "--skip-aliases"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.split()
     if versions:
         os.environ["PYENV_VERSION"] = ":".join(versions)
@@ -34,12 +36,43 @@ DJANGO_LINES = [("3.11", "5.2"), ("3.12", "6.1")]
 TEST_REQUIREMENTS = ["pytest>=8", "pytest-django>=4.8", "psycopg[binary]>=3.1"]
 
 
+#: Tests that need PostgreSQL itself; the SQLite pass leaves them out.
+POSTGRES_ONLY = "tests/test_postgres.py"
+
+
 @nox.session
 @nox.parametrize("python,django", DJANGO_LINES, ids=["django5.2", "django6.1"])
 def tests(session: nox.Session, django: str) -> None:
-    """Run the test suite: in-memory, RabbitMQ, Redis and PostgreSQL."""
+    """Run the suite on SQLite, then its ``postgres`` tests on PostgreSQL.
+
+    Both passes use the in-memory transport, RabbitMQ and Redis. The fault
+    tests kill and restart brokers for minutes and exercise the service,
+    not Django, so they run in the PostgreSQL pass of the first line only.
+    Arguments after ``--`` go to both passes, for example ``-k worker``.
+    """
     session.install("-e", ".[redis]", f"django~={django}.0", *TEST_REQUIREMENTS)
-    session.run("pytest", *session.posargs)
+    # A selection given after -- may leave a pass with nothing to run (5).
+    codes = [0, 5] if session.posargs else [0]
+
+    session.run(
+        "pytest",
+        "-m",
+        "not faults",
+        "--ignore",
+        POSTGRES_ONLY,
+        *session.posargs,
+        success_codes=codes,
+    )
+
+    marker = "postgres or faults" if django == DJANGO_LINES[0][1] else "postgres"
+    session.run(
+        "pytest",
+        "-m",
+        marker,
+        *session.posargs,
+        env={"CARROT_TEST_DATABASE": "postgres"},
+        success_codes=codes,
+    )
 
 
 @nox.session(python="3.11")
