@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import sql
 from .core import Claim, ClaimState, Runner, TaskCall
 from .core.store import Publish
 from .models import Runner as RunnerRow
@@ -32,15 +35,22 @@ class DjangoTaskStore:
     connection per database, so none leak.
     """
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: set[BaseDatabaseWrapper] = set()
+
     def enabled_workers(self) -> Mapping[str, int]:
-        _ready_connections()
+        self._ready_connections()
         workers = Worker.objects.filter(enabled=True).values_list("name", "concurrency")
         return dict(workers)
 
     def claim(self, task_id: str, runner: Runner) -> Claim:
-        _ready_connections()
+        self._ready_connections()
         if not _is_uuid(task_id):
             return Claim(ClaimState.MISSING)
+        alias = router.db_for_write(Task)
+        if sql.supports_returning(connections[alias]):
+            return self._claim_returning(alias, task_id, runner)
 
         claimable = Q(status=Task.Status.WAITING) | Q(
             status=Task.Status.RUNNING, runner=runner.id
@@ -63,6 +73,17 @@ class DjangoTaskStore:
             ClaimState.CLAIMED, TaskCall(task_id, kallable, args, kwargs, attempts)
         )
 
+    def _claim_returning(self, alias: str, task_id: str, runner: Runner) -> Claim:
+        row = sql.claim_returning(
+            alias, task_id, runner.id, runner.host, runner.pid, timezone.now()
+        )
+        if row is None:
+            return Claim(self._unclaimable(task_id))
+        kallable, args, kwargs, attempts = row
+        return Claim(
+            ClaimState.CLAIMED, TaskCall(task_id, kallable, args, kwargs, attempts)
+        )
+
     def succeed(self, task_id: str, result: Any) -> None:
         self._finish(task_id, status=Task.Status.SUCCEEDED, result=result)
 
@@ -72,7 +93,7 @@ class DjangoTaskStore:
         )
 
     def register(self, runner: Runner) -> None:
-        _ready_connections()
+        self._ready_connections()
         RunnerRow.objects.update_or_create(
             id=runner.id,
             defaults={
@@ -128,8 +149,40 @@ class DjangoTaskStore:
 
     def _finish(self, task_id: str, **fields: Any) -> None:
         # The task may have left its connection broken.
-        _ready_connections()
-        Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
+        self._ready_connections()
+        alias = router.db_for_write(Task)
+        if sql.supports_returning(connections[alias]):
+            sql.finish(alias, task_id, timezone.now(), **fields)
+        else:
+            Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
+
+    def close(self) -> None:
+        """Close the connections of every thread that used this store.
+
+        Called once the service has stopped and its pool threads are idle.
+        """
+        with self._lock:
+            used, self._used = self._used, set()
+        for connection in used:
+            connection.inc_thread_sharing()
+            try:
+                connection.close()
+            finally:
+                connection.dec_thread_sharing()
+
+    def _ready_connections(self) -> None:
+        # Every alias, not only those connected yet: a thread's first call
+        # connects after this runs, and its connection must be known to
+        # `close` even if the thread never calls again.
+        for connection in connections.all():
+            if connection not in self._used:
+                with self._lock:
+                    self._used.add(connection)
+            if connection.connection is None:
+                continue
+            # Forget the age limit, then let Django close what is unusable.
+            connection.close_at = None
+            connection.close_if_unusable_or_obsolete()
 
     def _unclaimable(self, task_id: str) -> ClaimState:
         status = (
@@ -140,13 +193,6 @@ class DjangoTaskStore:
         if status in _FINISHED:
             return ClaimState.FINISHED
         return ClaimState.BUSY
-
-
-def _ready_connections() -> None:
-    for connection in connections.all(initialized_only=True):
-        # Forget the age limit, then let Django close what is unusable.
-        connection.close_at = None
-        connection.close_if_unusable_or_obsolete()
 
 
 def _is_uuid(value: str) -> bool:

@@ -102,6 +102,7 @@ class Relay:
                 self._publish(publisher, batch)
         finally:
             publisher.close()
+            self._on_idle()
 
     def _next_batch(self) -> list[tuple[str, str]] | None:
         first = self._queue.get()

@@ -93,6 +93,8 @@ class Service:
         finally:
             self._close_lanes()
             self._maintenance.close()
+            if not self._immediate:
+                self._store.close()
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
 

@@ -85,6 +85,9 @@ class TaskStore(Protocol):
     def fail(self, task_id: str, error: str, traceback: str) -> None:
         """Record a failure; committed before this returns."""
 
+    def close(self) -> None:
+        """Release what the store holds; the service has stopped."""
+
     def register(self, runner: Runner) -> None:
         """Record that ``runner`` is alive, now and at every later call."""
 
