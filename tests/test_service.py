@@ -201,8 +201,9 @@ def test_a_task_that_arrives_while_others_run_starts_if_a_slot_is_free(run_servi
     all_running_at_once(*(uuid.uuid4().hex for _ in range(3)))
 
 
-@LANE_BUG
-def test_changes_to_workers_take_effect_while_the_service_runs(run_service, refreshes):
+def test_a_worker_added_disabled_and_enabled_while_the_service_runs_follows_each(
+    run_service, refreshes
+):
     run_service()
 
     # Added: its queue is consumed.
@@ -210,7 +211,7 @@ def test_changes_to_workers_take_effect_while_the_service_runs(run_service, refr
     late = Task.objects.create(
         kallable="tests.examples.tasks.add", args=[1, 2], worker_id="late"
     )
-    finished(late)
+    assert finished(late)[0].result == 3
 
     # Disabled: its tasks wait in the queue.
     set_worker("late", enabled=False)
@@ -227,9 +228,21 @@ def test_changes_to_workers_take_effect_while_the_service_runs(run_service, refr
     set_worker("late", enabled=True)
     assert finished(waiting)[0].result == 4
 
-    # Resized: three of its tasks run at once.
+
+@LANE_BUG
+def test_a_worker_resized_while_the_service_runs_runs_more_at_once(
+    run_service, refreshes
+):
+    Worker.objects.create(name="late", concurrency=1)
+    run_service()
+    first = Task.objects.create(
+        kallable="tests.examples.tasks.add", args=[1, 2], worker_id="late"
+    )
+    finished(first)
+
     set_worker("late", concurrency=3)
     refreshes.wait()
+
     all_running_at_once(*(uuid.uuid4().hex for _ in range(3)))
 
 
