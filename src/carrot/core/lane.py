@@ -62,8 +62,10 @@ class Lane:
     concurrency: int = 0
     consumer: Consumer | None = None
     _pending: deque[Run] = field(default_factory=deque)
-    #: Pool threads taking runs; guarded by ``_lock``.
+    #: Pool threads taking runs, and those of them running one; guarded by
+    #: ``_lock``.
     _active: int = 0
+    _busy: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _channel: Any = None
     _executor: ThreadPoolExecutor | None = None
@@ -183,8 +185,11 @@ class Lane:
         return taken
 
     def _start_threads(self) -> None:
-        # Called with the lock held.
-        while self._active < min(self.concurrency, len(self._pending)):
+        # Called with the lock held. A busy thread takes no run until its
+        # own ends, so only the threads not busy count as free.
+        while self._active < self.concurrency and (
+            self._active - self._busy < len(self._pending)
+        ):
             assert self._executor is not None
             self._active += 1
             self._executor.submit(self._take_runs)
@@ -197,4 +202,9 @@ class Lane:
                     self._active -= 1
                     return
                 run = self._pending.popleft()
-            self.work(run)
+                self._busy += 1
+            try:
+                self.work(run)
+            finally:
+                with self._lock:
+                    self._busy -= 1

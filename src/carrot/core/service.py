@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection
 from types import FrameType
 
 from kombu.connection import Connection
+from kombu.exceptions import OperationalError
 from kombu.message import Message
 
 from .broker import Broker
@@ -138,7 +139,15 @@ class Service:
                 interval_max=5,
             )
             self._consume(connection)
-        except connection.connection_errors + connection.channel_errors as exc:
+        except (
+            OperationalError,
+            *connection.connection_errors,
+            *connection.channel_errors,
+        ) as exc:
+            connection.collect()
+            if self._stopping.is_set():
+                # Stopped while the broker was away: nothing to hand back.
+                return
             logger.warning(
                 "lost the broker connection (%s: %s); reconnecting",
                 type(exc).__name__,
@@ -146,7 +155,6 @@ class Service:
                 extra={"action": "reconnect"},
             )
             self._forget_channels()
-            connection.collect()
             self._stopping.wait(0.5)
         else:
             connection.release()
