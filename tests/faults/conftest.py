@@ -11,7 +11,10 @@ distinctive `BROKER_PASSWORD`; every service's log is searched for that
 password when the service is cleaned up.
 
 Without RabbitMQ, Redis or PostgreSQL the tests skip locally and fail
-under ``CI``. Run them with ``CARROT_TEST_DATABASE=postgres``.
+under ``CI``. They run only with ``CARROT_TEST_DATABASE=postgres``, and
+skip otherwise::
+
+    CARROT_TEST_DATABASE=postgres pytest -m faults
 """
 
 from __future__ import annotations
@@ -35,19 +38,14 @@ import pytest
 
 from tests.conftest import wait_for
 
-#: The private RabbitMQ node, and the ports it listens on.
-RABBITMQ_NODE = "carrot-faults@localhost"
-RABBITMQ_PORT = 5682
-RABBITMQ_DIST_PORT = 25682
-#: The private Redis server's port.
-REDIS_PORT = 6389
 #: The only user of both private servers. The password is distinctive, so
 #: that finding it in a log or a page cannot be chance.
 BROKER_USER = "carrot-faults"
 BROKER_PASSWORD = "Pw-carrot-faults-8Jx2Qv7"
 
-#: Where the private servers keep their files between sessions: the Erlang
-#: cookie must survive, so that a node left by a crashed run can be stopped.
+#: Where the private servers keep their files: a directory per session,
+#: named by the pid of its pytest process. Sessions run at once by several
+#: people each get their own servers, on ports free at the time.
 STATE_DIR = Path(tempfile.gettempdir()) / "carrot-faults"
 #: The repository root, from which the services import ``tests``.
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +67,12 @@ def unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _answers(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -78,22 +82,19 @@ def _answers(port: int) -> bool:
 
 
 class RabbitMQNode:
-    """A RabbitMQ node of this suite's own, run with ``rabbitmqctl``."""
+    """A RabbitMQ node of this session's own, run with ``rabbitmqctl``."""
 
     def __init__(self, base: Path, bin_dir: Path) -> None:
         self.base = base
         self.bin_dir = bin_dir
-        self.url = f"amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{RABBITMQ_PORT}//"
+        self.name = f"carrot-faults-{base.parent.name}@localhost"
+        self.port = _free_port()
+        self.dist_port = _free_port()
+        self.url = f"amqp://{BROKER_USER}:{BROKER_PASSWORD}@127.0.0.1:{self.port}//"
 
     def start(self) -> None:
-        """Start the node afresh, without the queues of an earlier run."""
+        """Start the node, with no queues."""
         self._write_files()
-        if _answers(RABBITMQ_PORT):
-            # Left behind by a run that could not clean up.
-            self.ctl("stop", check=False)
-        for name in ("mnesia", "log"):
-            shutil.rmtree(self.base / name, ignore_errors=True)
-
         subprocess.run(
             [str(self.bin_dir / "rabbitmq-server"), "-detached"],
             env=self._env(),
@@ -175,19 +176,19 @@ class RabbitMQNode:
             time.sleep(0.5)
 
     def _command(self) -> list[str]:
-        return [str(self.bin_dir / "rabbitmqctl"), "-n", RABBITMQ_NODE]
+        return [str(self.bin_dir / "rabbitmqctl"), "-n", self.name]
 
     def _write_files(self) -> None:
         home = self.base / "home"
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True)
+        # A cookie of its own: the shared node's cookie is not readable by
+        # every user, and this node needs none of its trust.
         cookie = home / ".erlang.cookie"
-        if not cookie.exists():
-            # Our own cookie: the shared node's cookie is not readable by
-            # every user, and this node needs none of its trust.
-            cookie.write_text(os.urandom(16).hex().upper())
-            cookie.chmod(0o400)
+        cookie.write_text(os.urandom(16).hex().upper())
+        cookie.chmod(0o400)
+        (self.base / "node").write_text(self.name)
         (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{RABBITMQ_PORT}\n"
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             f"default_user = {BROKER_USER}\n"
             f"default_pass = {BROKER_PASSWORD}\n"
             "log.console = false\n"
@@ -204,10 +205,10 @@ class RabbitMQNode:
         return {
             **os.environ,
             "HOME": str(self.base / "home"),
-            "RABBITMQ_NODENAME": RABBITMQ_NODE,
+            "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(RABBITMQ_PORT),
-            "RABBITMQ_DIST_PORT": str(RABBITMQ_DIST_PORT),
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
             "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
@@ -229,17 +230,14 @@ class RedisServer:
         self.base = base
         self.server = server
         self.cli = cli
-        self.url = f"redis://:{BROKER_PASSWORD}@127.0.0.1:{REDIS_PORT}/0"
+        self.port = _free_port()
+        self.url = f"redis://:{BROKER_PASSWORD}@127.0.0.1:{self.port}/0"
 
-    def start(self, *, fresh: bool = False) -> None:
-        """Start the server, with empty data if ``fresh``."""
-        if fresh:
-            if _answers(REDIS_PORT):
-                self._shutdown()
-            shutil.rmtree(self.base, ignore_errors=True)
+    def start(self) -> None:
+        """Start the server on the data it has on disk, if any."""
         self.base.mkdir(parents=True, exist_ok=True)
         options = {
-            "port": str(REDIS_PORT),
+            "port": str(self.port),
             "bind": "127.0.0.1",
             "requirepass": BROKER_PASSWORD,
             "save": "",
@@ -264,7 +262,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server; what it holds is on disk."""
         self._shutdown()
-        wait_for(lambda: not _answers(REDIS_PORT), 30, "the private Redis to stop")
+        wait_for(lambda: not _answers(self.port), 30, "the private Redis to stop")
 
     def restart(self) -> None:
         self.stop()
@@ -278,7 +276,7 @@ class RedisServer:
 
     def _cli(self, *args: str) -> str:
         done = subprocess.run(
-            [self.cli, "-p", str(REDIS_PORT), *args],
+            [self.cli, "-p", str(self.port), *args],
             env={**os.environ, "REDISCLI_AUTH": BROKER_PASSWORD},
             capture_output=True,
             text=True,
@@ -287,8 +285,51 @@ class RedisServer:
         return done.stdout
 
 
+def _stop_stale_servers(session: Path) -> None:
+    """Stop the servers of a session whose pytest process died."""
+    node = session / "rabbitmq" / "node"
+    ctl = shutil.which("rabbitmqctl")
+    if node.exists() and ctl:
+        subprocess.run(
+            [ctl, "-n", node.read_text(), "stop"],
+            env={**os.environ, "HOME": str(session / "rabbitmq" / "home")},
+            capture_output=True,
+            timeout=120,
+        )
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((session / "redis" / "redis.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(session, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQNode]:
+def session_dir() -> Iterator[Path]:
+    """This session's directory for its servers, after clearing dead ones."""
+    STATE_DIR.mkdir(exist_ok=True)
+    for session in STATE_DIR.iterdir():
+        with contextlib.suppress(ValueError):
+            pid = int(session.name)
+            if not _process_exists(pid):
+                _stop_stale_servers(session)
+    directory = STATE_DIR / str(os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(session_dir: Path) -> Iterator[RabbitMQNode]:
     """The private RabbitMQ node, for the whole session."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
@@ -297,7 +338,7 @@ def rabbitmq() -> Iterator[RabbitMQNode]:
     # Debian's rabbitmq-server on the PATH switches to the rabbitmq user;
     # the scripts beside the real rabbitmqctl run the node as we are.
     bin_dir = Path(os.path.realpath(ctl)).parent
-    node = RabbitMQNode(STATE_DIR / "rabbitmq", bin_dir)
+    node = RabbitMQNode(session_dir / "rabbitmq", bin_dir)
     try:
         node.start()
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
@@ -307,15 +348,15 @@ def rabbitmq() -> Iterator[RabbitMQNode]:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(session_dir: Path) -> Iterator[RedisServer]:
     """The private Redis server, for the whole session."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
         unavailable("Redis is not installed: redis-server is not on the PATH")
     assert server is not None and cli is not None
-    redis = RedisServer(STATE_DIR / "redis", server, cli)
+    redis = RedisServer(session_dir / "redis", server, cli)
     try:
-        redis.start(fresh=True)
+        redis.start()
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         unavailable(f"cannot start a private Redis server: {exc}")
     yield redis
@@ -323,16 +364,23 @@ def redis_server() -> Iterator[RedisServer]:
         redis.stop()
 
 
-@pytest.fixture
-def database(transactional_db: None) -> str:
-    """The name of the test database, which must be PostgreSQL."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        unavailable(
+@pytest.fixture(autouse=True)
+def _postgres_database(settings: Any) -> None:
+    # Checked before any server starts. Services in other processes share
+    # the test database, which an SQLite file cannot serve well. A choice
+    # of the run rather than a missing server, so it skips even under CI.
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip(
             "the fault tests share their database with service processes: "
             "run them with CARROT_TEST_DATABASE=postgres"
         )
+
+
+@pytest.fixture
+def database(transactional_db: None) -> str:
+    """The name of the PostgreSQL test database."""
+    from django.db import connection
+
     return str(connection.settings_dict["NAME"])
 
 
@@ -398,6 +446,9 @@ class Services:
         self._database = database
         self._settings = settings
         self.started: list[ServiceProcess] = []
+        #: Settings for every service started from now on, over
+        #: `SERVICE_SETTINGS`.
+        self.defaults: dict[str, Any] = {}
 
     def start(
         self,
@@ -419,6 +470,7 @@ class Services:
             **SERVICE_SETTINGS,
             "CARROT_BROKER_URL": broker_url,
             "CARROT_QUEUE_PREFIX": self._settings.CARROT_QUEUE_PREFIX,
+            **self.defaults,
             **overrides,
         }
         environment = {
