@@ -92,3 +92,18 @@ def test_a_task_whose_creator_died_before_publishing_it_runs(
     wait_for(lambda: statuses() == {"succeeded": 1}, 30, "the task to run")
     assert ledger.count("end") == {"orphan": 1}
     assert "published 1 task(s) from the outbox" in service.log()
+
+
+def test_tasks_created_together_are_published_once_and_marked(
+    rabbitmq_settings, ledger, settings
+):
+    Task.objects.bulk_create(
+        Task(kallable=WORK, args=[str(ledger), str(n)]) for n in range(50)
+    )
+
+    assert flush(30)
+    # Marked published: the broker confirmed every message in time, so the
+    # outbox sweep will not publish them a second time.
+    assert not Task.objects.filter(published_at__isnull=True).exists()
+    queue = f"{settings.CARROT_QUEUE_PREFIX}.default"
+    assert rabbitmq_settings.queue_depths()[queue] == (50, 0)
