@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from carrot.core import (
     Config,
     InvalidMessage,
     InvalidTask,
+    Outcome,
     Runner,
     Service,
     TaskCall,
@@ -319,18 +320,21 @@ class _MemoryStore:
     def enabled_workers(self) -> Mapping[str, int]:
         return {"default": 2}
 
-    def claim(self, task_id: str, runner: Runner) -> Claim:
+    def record(
+        self, outcomes: Sequence[Outcome], claims: Sequence[str], runner: Runner
+    ) -> Mapping[str, Claim]:
+        for outcome in outcomes:
+            self.results[outcome.task_id] = (
+                outcome.result if outcome.succeeded else outcome.error
+            )
         with self.lock:
-            call = self.calls.pop(task_id, None)
-        if call is None:
-            return Claim(ClaimState.MISSING)
-        return Claim(ClaimState.CLAIMED, call)
-
-    def succeed(self, task_id: str, result: Any) -> None:
-        self.results[task_id] = result
-
-    def fail(self, task_id: str, error: str, traceback: str) -> None:
-        self.results[task_id] = error
+            calls = {task_id: self.calls.pop(task_id, None) for task_id in claims}
+        return {
+            task_id: Claim(ClaimState.MISSING)
+            if call is None
+            else Claim(ClaimState.CLAIMED, call)
+            for task_id, call in calls.items()
+        }
 
     def close(self) -> None:
         pass

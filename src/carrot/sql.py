@@ -1,98 +1,121 @@
 """The service's two hottest statements, written by hand.
 
-Claiming a row and recording its outcome run once per task. The ORM
-cannot return columns from an UPDATE, so a claim would take two round
-trips, and compiling an ORM query costs more than a no-op task. These
-statements are built once per connection vendor from the model's own
-table and column names, and values go through the fields' own
-conversions, so they store exactly what the ORM would.
+Every task is claimed and settled once. The ORM cannot return columns
+from an UPDATE, so a claim would take a second query, and compiling ORM
+queries costs more than a no-op task. These statements are built from the
+model's own table and column names, and values go through the fields' own
+conversions, so they store exactly what the ORM would. They serve
+PostgreSQL and SQLite; other databases take the ORM path in
+`carrot.store`.
 """
 
 from __future__ import annotations
 
-import functools
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 
+from .core.store import Outcome, Runner, TaskCall
 from .models import Task
 
-__all__ = ["claim_returning", "finish", "supports_returning"]
+__all__ = ["claim_many", "finish_many", "outcome_fields", "supports_returning"]
 
-_RUNNING = Task.Status.RUNNING
-_WAITING = Task.Status.WAITING
+#: The columns an outcome sets, besides ``finished_at``.
+_OUTCOME_COLUMNS = ("status", "result", "error", "traceback")
 
 
 def supports_returning(connection: BaseDatabaseWrapper) -> bool:
-    """Whether ``UPDATE ... RETURNING`` works on ``connection``."""
+    """Whether the statements here work on ``connection``."""
     return connection.vendor in {"postgresql", "sqlite"} and bool(
         connection.features.can_return_columns_from_insert
     )
 
 
-def claim_returning(
-    alias: str, task_id: str, runner_id: str, host: str, pid: int, now: Any
-) -> tuple[str, Any, Any, int] | None:
-    """Claim a row in one statement; return its call, or None if unclaimable."""
+def outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    """The values an outcome stores, by field name."""
+    status = Task.Status.SUCCEEDED if outcome.succeeded else Task.Status.FAILED
+    return {
+        "status": status,
+        "result": outcome.result,
+        "error": outcome.error,
+        "traceback": outcome.traceback,
+    }
+
+
+def claim_many(
+    alias: str, task_ids: Sequence[str], runner: Runner, now: datetime
+) -> dict[str, TaskCall]:
+    """Claim the claimable rows among ``task_ids`` in one statement."""
+    if not task_ids:
+        return {}
     connection = connections[alias]
-    runner = _prep("runner", runner_id, connection)
+    prep = _preparer(connection)
+    runner_id = prep("runner", runner.id)
     params = [
-        _RUNNING,
-        host,
-        pid,
-        runner,
-        _prep("started_at", now, connection),
-        _prep("id", task_id, connection),
-        _WAITING,
-        _RUNNING,
-        runner,
+        Task.Status.RUNNING,
+        runner.host,
+        runner.pid,
+        runner_id,
+        prep("started_at", now),
+        *(prep("id", task_id) for task_id in task_ids),
+        Task.Status.WAITING,
+        Task.Status.RUNNING,
+        runner_id,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        cursor.execute(_claim_sql(len(task_ids)), params)
+        rows = cursor.fetchall()
 
-    kallable, args, kwargs, attempts = row
-    return (
-        kallable,
-        _load("args", args, connection),
-        _load("kwargs", kwargs, connection),
-        attempts,
-    )
+    load = _loader(connection)
+    return {
+        _canonical(task_id): TaskCall(
+            _canonical(task_id), kallable, load("args", args), load("kwargs", kwargs), n
+        )
+        for task_id, kallable, args, kwargs, n in rows
+    }
 
 
-def finish(alias: str, task_id: str, now: Any, **fields: Any) -> None:
-    """Record an outcome: ``status`` and any of result, error, traceback."""
+def finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Store ``outcomes`` with one statement run for each."""
     connection = connections[alias]
-    names = sorted(fields)
-    params = [_prep(name, fields[name], connection) for name in names]
-    params += [_prep("finished_at", now, connection), _prep("id", task_id, connection)]
+    prep = _preparer(connection)
+    finished_at = prep("finished_at", now)
+    rows = [
+        [
+            *(prep(name, value) for name, value in outcome_fields(outcome).items()),
+            finished_at,
+            prep("id", outcome.task_id),
+        ]
+        for outcome in outcomes
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_finish_sql(tuple(names)), params)
+        cursor.executemany(_finish_sql(), rows)
 
 
-@functools.cache
-def _claim_sql() -> str:
+def _claim_sql(count: int) -> str:
     q = _quoted
+    placeholders = ", ".join(["%s"] * count)
     return (
         f"UPDATE {_table()} SET {q('status')} = %s, "
         f"{q('attempts')} = {q('attempts')} + 1, {q('host')} = %s, "
         f"{q('pid')} = %s, {q('runner')} = %s, {q('started_at')} = %s "
-        f"WHERE {q('id')} = %s AND ({q('status')} = %s "
+        f"WHERE {q('id')} IN ({placeholders}) AND ({q('status')} = %s "
         f"OR ({q('status')} = %s AND {q('runner')} = %s)) "
-        f"RETURNING {q('kallable')}, {q('args')}, {q('kwargs')}, {q('attempts')}"
+        f"RETURNING {q('id')}, {q('kallable')}, {q('args')}, {q('kwargs')}, "
+        f"{q('attempts')}"
     )
 
 
-@functools.cache
-def _finish_sql(names: tuple[str, ...]) -> str:
-    assignments = ", ".join(f"{_quoted(name)} = %s" for name in names)
+def _finish_sql() -> str:
+    assignments = ", ".join(f"{_quoted(name)} = %s" for name in _OUTCOME_COLUMNS)
     return (
-        f"UPDATE {_table()} SET {assignments}, "
-        f"{_quoted('finished_at')} = %s WHERE {_quoted('id')} = %s"
+        f"UPDATE {_table()} SET {assignments}, {_quoted('finished_at')} = %s "
+        f"WHERE {_quoted('id')} = %s"
     )
 
 
@@ -103,19 +126,27 @@ def _table() -> str:
 
 
 def _quoted(name: str) -> str:
-    return f'"{_column(name)}"'
+    return f'"{_field(name).column}"'
 
 
-def _column(name: str) -> str:
-    return str(_field(name).column)
+def _preparer(connection: BaseDatabaseWrapper) -> Any:
+    def prep(name: str, value: Any) -> Any:
+        return _field(name).get_db_prep_save(value, connection)
+
+    return prep
 
 
-def _prep(name: str, value: Any, connection: BaseDatabaseWrapper) -> Any:
-    return _field(name).get_db_prep_save(value, connection)
+def _loader(connection: BaseDatabaseWrapper) -> Any:
+    def load(name: str, value: Any) -> Any:
+        return _field(name).from_db_value(value, None, connection)  # type: ignore[attr-defined]
+
+    return load
 
 
-def _load(name: str, value: Any, connection: BaseDatabaseWrapper) -> Any:
-    return _field(name).from_db_value(value, None, connection)  # type: ignore[attr-defined]
+def _canonical(task_id: Any) -> str:
+    # PostgreSQL returns a UUID, SQLite 32 hex digits; messages carry the
+    # hyphenated form.
+    return str(uuid.UUID(str(task_id)))
 
 
 def _field(name: str) -> Field[Any, Any]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from . import sql
 from .core import Claim, ClaimState, Runner, TaskCall
-from .core.store import Publish
+from .core.store import Outcome, Publish
 from .models import Runner as RunnerRow
 from .models import Task, Worker
 
@@ -44,53 +43,29 @@ class DjangoTaskStore:
         workers = Worker.objects.filter(enabled=True).values_list("name", "concurrency")
         return dict(workers)
 
-    def claim(self, task_id: str, runner: Runner) -> Claim:
+    def record(
+        self, outcomes: Sequence[Outcome], claims: Sequence[str], runner: Runner
+    ) -> Mapping[str, Claim]:
         self._ready_connections()
-        if not _is_uuid(task_id):
-            return Claim(ClaimState.MISSING)
         alias = router.db_for_write(Task)
-        if sql.supports_returning(connections[alias]):
-            return self._claim_returning(alias, task_id, runner)
+        fast = sql.supports_returning(connections[alias])
+        ids = {
+            task_id: str(uuid.UUID(task_id)) for task_id in claims if _is_uuid(task_id)
+        }
+        now = timezone.now()
 
-        claimable = Q(status=Task.Status.WAITING) | Q(
-            status=Task.Status.RUNNING, runner=runner.id
-        )
-        claimed = Task.objects.filter(claimable, pk=task_id).update(
-            status=Task.Status.RUNNING,
-            attempts=F("attempts") + 1,
-            host=runner.host,
-            pid=runner.pid,
-            runner=runner.id,
-            started_at=timezone.now(),
-        )
-        if not claimed:
-            return Claim(self._unclaimable(task_id))
+        with transaction.atomic(using=alias):
+            if outcomes:
+                (sql.finish_many if fast else _finish_many)(alias, outcomes, now)
+            claim_many = sql.claim_many if fast else _claim_many
+            calls = claim_many(alias, sorted(set(ids.values())), runner, now)
 
-        kallable, args, kwargs, attempts = Task.objects.values_list(
-            "kallable", "args", "kwargs", "attempts"
-        ).get(pk=task_id)
-        return Claim(
-            ClaimState.CLAIMED, TaskCall(task_id, kallable, args, kwargs, attempts)
-        )
-
-    def _claim_returning(self, alias: str, task_id: str, runner: Runner) -> Claim:
-        row = sql.claim_returning(
-            alias, task_id, runner.id, runner.host, runner.pid, timezone.now()
-        )
-        if row is None:
-            return Claim(self._unclaimable(task_id))
-        kallable, args, kwargs, attempts = row
-        return Claim(
-            ClaimState.CLAIMED, TaskCall(task_id, kallable, args, kwargs, attempts)
-        )
-
-    def succeed(self, task_id: str, result: Any) -> None:
-        self._finish(task_id, status=Task.Status.SUCCEEDED, result=result)
-
-    def fail(self, task_id: str, error: str, traceback: str) -> None:
-        self._finish(
-            task_id, status=Task.Status.FAILED, error=error, traceback=traceback
-        )
+        return {
+            task_id: Claim(ClaimState.CLAIMED, calls[ids[task_id]])
+            if ids.get(task_id) in calls
+            else Claim(self._unclaimable(task_id))
+            for task_id in claims
+        }
 
     def register(self, runner: Runner) -> None:
         self._ready_connections()
@@ -147,15 +122,6 @@ class DjangoTaskStore:
                 Task.objects.filter(pk__in=ids).update(published_at=now)
         return len(rows)
 
-    def _finish(self, task_id: str, **fields: Any) -> None:
-        # The task may have left its connection broken.
-        self._ready_connections()
-        alias = router.db_for_write(Task)
-        if sql.supports_returning(connections[alias]):
-            sql.finish(alias, task_id, timezone.now(), **fields)
-        else:
-            Task.objects.filter(pk=task_id).update(finished_at=timezone.now(), **fields)
-
     def close(self) -> None:
         """Close the connections of every thread that used this store.
 
@@ -185,6 +151,8 @@ class DjangoTaskStore:
             connection.close_if_unusable_or_obsolete()
 
     def _unclaimable(self, task_id: str) -> ClaimState:
+        if not _is_uuid(task_id):
+            return ClaimState.MISSING
         status = (
             Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
         )
@@ -193,6 +161,43 @@ class DjangoTaskStore:
         if status in _FINISHED:
             return ClaimState.FINISHED
         return ClaimState.BUSY
+
+
+def _claim_many(
+    alias: str, ids: Sequence[str], runner: Runner, now: datetime
+) -> dict[str, TaskCall]:
+    """Claim rows with the ORM, for databases without UPDATE ... RETURNING."""
+    calls = {}
+    claimable = Q(status=Task.Status.WAITING) | Q(
+        status=Task.Status.RUNNING, runner=runner.id
+    )
+    for task_id in ids:
+        claimed = (
+            Task.objects.using(alias)
+            .filter(claimable, pk=task_id)
+            .update(
+                status=Task.Status.RUNNING,
+                attempts=F("attempts") + 1,
+                host=runner.host,
+                pid=runner.pid,
+                runner=runner.id,
+                started_at=now,
+            )
+        )
+        if claimed:
+            row = Task.objects.using(alias).values_list(
+                "kallable", "args", "kwargs", "attempts"
+            )
+            calls[task_id] = TaskCall(task_id, *row.get(pk=task_id))
+    return calls
+
+
+def _finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Store outcomes with the ORM, for databases without the fast path."""
+    for outcome in outcomes:
+        Task.objects.using(alias).filter(pk=outcome.task_id).update(
+            finished_at=now, **sql.outcome_fields(outcome)
+        )
 
 
 def _is_uuid(value: str) -> bool:

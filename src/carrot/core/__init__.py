@@ -9,7 +9,7 @@ from .errors import CarrotError, InvalidMessage, InvalidTask, PublishError
 from .kallable import resolve
 from .message import TaskMessage
 from .service import Service
-from .store import Claim, ClaimState, Runner, TaskCall, TaskStore
+from .store import Claim, ClaimState, Outcome, Runner, TaskCall, TaskStore
 
 __all__ = [
     "DEFAULT_BROKER_URL",
@@ -20,6 +20,7 @@ __all__ = [
     "Config",
     "InvalidMessage",
     "InvalidTask",
+    "Outcome",
     "PublishError",
     "Runner",
     "Service",

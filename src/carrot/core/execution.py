@@ -1,16 +1,17 @@
-"""Run one task: claim its row, call its kallable, store the outcome."""
+"""Run one task: claim its row, call its kallable, hand on the outcome."""
 
 from __future__ import annotations
 
 import logging
 import time
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .errors import InvalidTask
 from .kallable import resolve
 from .payload import check_json
-from .store import ClaimState, Runner, TaskCall, TaskStore
+from .recorder import Recorder
+from .store import ClaimState, Outcome, TaskCall
 
 __all__ = ["execute"]
 
@@ -22,34 +23,33 @@ _MISSING_ROW_PAUSES_SECONDS = (0.1, 0.4, 1.5)
 
 
 def execute(
-    store: TaskStore,
+    recorder: Recorder,
     task_id: str,
-    runner: Runner,
+    on_recorded: Callable[[BaseException | None], None],
     allowed_modules: Collection[str] | None = None,
 ) -> ClaimState:
     """Run the task row ``task_id`` if it can be claimed.
 
-    Returns the state of the claim. When it is ``CLAIMED`` the outcome has
-    been stored, so the message may be acknowledged.
+    Returns the state of the claim. When it is ``CLAIMED`` the task has run
+    and ``on_recorded`` is called once its outcome is committed (or could
+    not be); only then may the message be acknowledged.
     """
-    claim = store.claim(task_id, runner)
+    claim = recorder.claim(task_id)
     for pause in _MISSING_ROW_PAUSES_SECONDS:
         if claim.state is not ClaimState.MISSING:
             break
         time.sleep(pause)
-        claim = store.claim(task_id, runner)
+        claim = recorder.claim(task_id)
 
     if claim.call is None:
         _log_unclaimed(task_id, claim.state)
         return claim.state
 
-    _call(store, claim.call, allowed_modules)
+    recorder.settle(_call(claim.call, allowed_modules), on_recorded)
     return ClaimState.CLAIMED
 
 
-def _call(
-    store: TaskStore, call: TaskCall, allowed_modules: Collection[str] | None
-) -> None:
+def _call(call: TaskCall, allowed_modules: Collection[str] | None) -> Outcome:
     extra = {"action": "run", "task_id": call.task_id}
     logger.info(
         "task %s started: %s (attempt %d)",
@@ -65,22 +65,27 @@ def _call(
         result = function(*call.args, **call.kwargs)
         check_json(result, "the return value")
     except BaseException as exc:
+        # A task's failure is data: it is stored, and the worker goes on.
         logger.exception(
             "task %s failed: %s",
             call.task_id,
             call.kallable,
             extra={**extra, "action": "fail"},
         )
-        store.fail(call.task_id, _describe(exc), traceback.format_exc())
-        return
+        return Outcome(
+            call.task_id,
+            succeeded=False,
+            error=_describe(exc),
+            traceback=traceback.format_exc(),
+        )
 
-    store.succeed(call.task_id, result)
     logger.info(
         "task %s succeeded in %.3f s",
         call.task_id,
         time.monotonic() - started,
         extra={**extra, "action": "succeed"},
     )
+    return Outcome(call.task_id, succeeded=True, result=result)
 
 
 def _describe(exc: BaseException) -> str:
@@ -93,7 +98,9 @@ def _log_unclaimed(task_id: str, state: ClaimState) -> None:
     extra = {"action": "skip", "task_id": task_id}
     if state is ClaimState.FINISHED:
         logger.info(
-            "task %s already finished; duplicate message dropped", task_id, extra=extra
+            "task %s already finished; duplicate message dropped",
+            task_id,
+            extra=extra,
         )
     elif state is ClaimState.BUSY:
         logger.warning(

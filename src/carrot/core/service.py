@@ -31,7 +31,8 @@ from .execution import execute
 from .lane import Delivery, Lane, Run
 from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
-from .store import Runner, TaskStore
+from .recorder import Recorder
+from .store import ClaimState, Runner, TaskStore
 
 __all__ = ["Service"]
 
@@ -67,6 +68,7 @@ class Service:
         self._only = frozenset(worker_names) if worker_names else None
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(store, self._broker, self._runner)
+        self._recorder = Recorder(store, self._runner)
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
@@ -82,6 +84,7 @@ class Service:
         restore = self._install_signal_handlers()
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(self._store, self._broker, self._runner)
+        self._recorder = Recorder(self._store, self._runner)
         logger.info(
             "carrot service starting on %s",
             self._broker.safe_url,
@@ -89,10 +92,13 @@ class Service:
         )
         try:
             self._register()
+            self._recorder.start()
             while not self._stopping.is_set():
                 self._serve()
         finally:
             self._close_lanes()
+            if not self._immediate:
+                self._recorder.stop()
             self._maintenance.close()
             if not self._immediate:
                 self._store.close()
@@ -271,19 +277,27 @@ class Service:
         """Run in a pool thread; the service thread acknowledges."""
         try:
             run.state = execute(
-                self._store, run.task_id, self._runner, self._config.allowed_modules
+                self._recorder,
+                run.task_id,
+                lambda error: self._recorded(run, error),
+                self._config.allowed_modules,
             )
         except Exception:
             logger.exception(
-                "could not store the outcome of task %s; its "
-                "message goes back to the queue",
+                "could not claim task %s; its message goes back to the queue",
                 run.task_id,
                 extra={"action": "requeue", "task_id": run.task_id},
             )
             run.error = True
+            # A database outage must not become a busy loop of redeliveries.
             time.sleep(_STORE_ERROR_PAUSE_SECONDS)
-        finally:
+        if run.state is not ClaimState.CLAIMED:
             self._completions.put(run)
+
+    def _recorded(self, run: Run, error: BaseException | None) -> None:
+        """Called by the recorder once the run's outcome is committed."""
+        run.error = error is not None
+        self._completions.put(run)
 
     def _settle(self, timeout: float | None = None) -> None:
         """Acknowledge the messages of every run that has ended."""
@@ -337,7 +351,10 @@ class Service:
             self._unregister()
 
     def _running(self) -> int:
-        return sum(lane.active for lane in self._lanes.values())
+        # Runs not yet acknowledged: waiting, running, or waiting for their
+        # outcome to be committed. Once consuming stops, the waiting ones
+        # are handed back and forgotten, leaving the other two.
+        return len(self._inflight)
 
     def _unregister(self) -> None:
         try:

@@ -15,7 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Claim", "ClaimState", "Publish", "Runner", "TaskCall", "TaskStore"]
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "Outcome",
+    "Publish",
+    "Runner",
+    "TaskCall",
+    "TaskStore",
+]
 
 #: Publishes ``(task id, worker name)`` pairs; raises when the broker fails.
 Publish = Callable[[Sequence[tuple[str, str]]], None]
@@ -45,6 +53,17 @@ class TaskCall:
     attempt: int = 1
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended: its return value, or its error and traceback."""
+
+    task_id: str
+    succeeded: bool
+    result: Any = None
+    error: str = ""
+    traceback: str = ""
+
+
 class ClaimState(enum.Enum):
     """What became of an attempt to claim a row."""
 
@@ -72,18 +91,17 @@ class TaskStore(Protocol):
     def enabled_workers(self) -> Mapping[str, int]:
         """Return the concurrency of every enabled worker, by name."""
 
-    def claim(self, task_id: str, runner: Runner) -> Claim:
-        """Mark a waiting row as running on ``runner``, atomically.
+    def record(
+        self, outcomes: Sequence[Outcome], claims: Sequence[str], runner: Runner
+    ) -> Mapping[str, Claim]:
+        """Store ``outcomes``, then claim the rows ``claims``, in one transaction.
 
-        A row already running on this very ``runner`` is claimed again:
-        the runner asking knows it is not running it any more.
+        A claim marks a waiting row as running on ``runner``. A row already
+        running on this very ``runner`` is claimed again: the runner asking
+        knows it is not running it any more. Everything is committed before
+        this returns; on an error nothing is, and the error propagates.
+        Returns the claim of each id in ``claims``.
         """
-
-    def succeed(self, task_id: str, result: Any) -> None:
-        """Record a return value; committed before this returns."""
-
-    def fail(self, task_id: str, error: str, traceback: str) -> None:
-        """Record a failure; committed before this returns."""
 
     def close(self) -> None:
         """Release what the store holds; the service has stopped."""

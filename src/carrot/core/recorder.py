@@ -1,0 +1,142 @@
+"""Write claims and outcomes to the store in batches, on one thread.
+
+Every task costs two writes, a claim before it runs and its outcome after.
+Committed one by one they would cost a disk flush each; the recorder
+gathers whatever the pool threads asked for meanwhile and commits it in
+one transaction. A pool thread waits for its claim, because a task must
+not run before its claim is committed; it does not wait for its outcome,
+whose message is acknowledged once the outcome is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from .store import Claim, Outcome, Runner, TaskStore
+
+__all__ = ["Recorder"]
+
+logger = logging.getLogger(__name__)
+
+#: Requests written in one transaction at the most.
+_MAX_BATCH = 500
+
+
+@dataclass
+class _ClaimRequest:
+    task_id: str
+    done: threading.Event = field(default_factory=threading.Event)
+    claim: Claim | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _OutcomeRequest:
+    outcome: Outcome
+    #: Called on the recorder's thread once committed, or with the error.
+    on_recorded: Callable[[BaseException | None], None]
+
+
+_Request = _ClaimRequest | _OutcomeRequest | None
+
+
+class Recorder:
+    """The thread that writes every claim and outcome of a service."""
+
+    def __init__(self, store: TaskStore, runner: Runner) -> None:
+        self._store = store
+        self._runner = runner
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="carrot-recorder", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what was asked so far, then end the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def claim(self, task_id: str) -> Claim:
+        """Claim the row ``task_id``; returns once the claim is committed."""
+        request = _ClaimRequest(task_id)
+        self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.claim is not None
+        return request.claim
+
+    def settle(
+        self, outcome: Outcome, on_recorded: Callable[[BaseException | None], None]
+    ) -> None:
+        """Store ``outcome`` soon; ``on_recorded`` says when it is committed."""
+        self._queue.put(_OutcomeRequest(outcome, on_recorded))
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                return
+            self._write(batch)
+
+    def _next_batch(self) -> list[_ClaimRequest | _OutcomeRequest]:
+        first = self._queue.get()
+        if first is None:
+            return []
+        batch = [first]
+        while len(batch) < _MAX_BATCH:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if request is None:
+                # Write this batch, then stop at the next call.
+                self._queue.put(None)
+                break
+            batch.append(request)
+        return batch
+
+    def _write(self, batch: list[_ClaimRequest | _OutcomeRequest]) -> None:
+        claims = [r for r in batch if isinstance(r, _ClaimRequest)]
+        outcomes = [r for r in batch if isinstance(r, _OutcomeRequest)]
+        try:
+            result = self._store.record(
+                [request.outcome for request in outcomes],
+                [request.task_id for request in claims],
+                self._runner,
+            )
+        except Exception as exc:
+            logger.exception(
+                "could not write %d outcome(s) and %d claim(s); their "
+                "messages go back to the queue",
+                len(outcomes),
+                len(claims),
+            )
+            self._answer(claims, outcomes, None, exc)
+        else:
+            self._answer(claims, outcomes, result, None)
+
+    def _answer(
+        self,
+        claims: list[_ClaimRequest],
+        outcomes: list[_OutcomeRequest],
+        result: Mapping[str, Claim] | None,
+        error: BaseException | None,
+    ) -> None:
+        for outcome in outcomes:
+            outcome.on_recorded(error)
+        for request in claims:
+            if result is not None:
+                request.claim = result[request.task_id]
+            request.error = error
+            request.done.set()
