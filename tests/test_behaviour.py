@@ -125,16 +125,16 @@ def test_a_task_whose_outcome_cannot_be_stored_is_delivered_again(
     broker, run_service, acks, monkeypatch
 ):
     monkeypatch.setattr("carrot.core.service._STORE_ERROR_PAUSE_SECONDS", 0)
-    original = DjangoTaskStore.succeed
+    original = DjangoTaskStore.record
     failures = []
 
-    def succeed_after_one_failure(self, task_id, result):
-        if not failures:
-            failures.append(task_id)
+    def record_after_one_failure(self, outcomes, claims, runner):
+        if outcomes and not failures:
+            failures.append(outcomes[0].task_id)
             raise ConnectionError("the database went away")
-        original(self, task_id, result)
+        return original(self, outcomes, claims, runner)
 
-    monkeypatch.setattr(DjangoTaskStore, "succeed", succeed_after_one_failure)
+    monkeypatch.setattr(DjangoTaskStore, "record", record_after_one_failure)
     task = Task.objects.create(kallable=ADD, args=[2, 3])
 
     run_service()
@@ -275,11 +275,6 @@ def test_the_broker_password_never_reaches_the_logs(settings, caplog, scheme):
     assert all(PASSWORD not in str(exc) for exc in background.raised)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Service._serve lets kombu's OperationalError out of start() when "
-    "stopped while the broker does not answer",
-)
 @pytest.mark.parametrize("scheme", list(DEAD_URLS))
 def test_a_service_stopped_while_the_broker_is_down_returns_quietly(
     settings, caplog, scheme

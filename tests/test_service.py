@@ -175,10 +175,6 @@ def test_a_worker_with_concurrency_three_runs_three_tasks_at_once(run_service):
 #: fewer threads are active than runs are pending, and counts the threads
 #: busy running a task as free, so a run that arrives while another runs
 #: waits for that one to end even with slots to spare.
-LANE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="Lane._start_threads counts busy pool threads as free ones",
-)
 
 
 def all_running_at_once(*gates: str) -> None:
@@ -193,7 +189,6 @@ def all_running_at_once(*gates: str) -> None:
             tasks.open_gate(gate)
 
 
-@LANE_BUG
 def test_a_task_that_arrives_while_others_run_starts_if_a_slot_is_free(run_service):
     Worker.objects.create(name="late", concurrency=3)
     run_service()
@@ -229,7 +224,6 @@ def test_a_worker_added_disabled_and_enabled_while_the_service_runs_follows_each
     assert finished(waiting)[0].result == 4
 
 
-@LANE_BUG
 def test_a_worker_resized_while_the_service_runs_runs_more_at_once(
     run_service, refreshes
 ):
@@ -308,16 +302,16 @@ def test_a_task_whose_outcome_cannot_be_stored_is_not_acknowledged(
     run_service, acks, monkeypatch
 ):
     monkeypatch.setattr("carrot.core.service._STORE_ERROR_PAUSE_SECONDS", 0)
-    original = DjangoTaskStore.succeed
+    original = DjangoTaskStore.record
     failures = []
 
-    def succeed_after_one_failure(self, task_id, result):
-        if not failures:
-            failures.append(task_id)
+    def record_after_one_failure(self, outcomes, claims, runner):
+        if outcomes and not failures:
+            failures.append(outcomes[0].task_id)
             raise ConnectionError("the database went away")
-        original(self, task_id, result)
+        return original(self, outcomes, claims, runner)
 
-    monkeypatch.setattr(DjangoTaskStore, "succeed", succeed_after_one_failure)
+    monkeypatch.setattr(DjangoTaskStore, "record", record_after_one_failure)
     task = Task.objects.create(kallable="tests.examples.tasks.add", args=[2, 3])
 
     run_service()
