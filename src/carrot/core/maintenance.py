@@ -31,7 +31,7 @@ _MAX_BATCHES = 20
 
 
 class Maintenance:
-    """Heartbeat, recovery and outbox sweep of one service process."""
+    """Recovery and outbox sweep of one service process."""
 
     def __init__(self, store: TaskStore, broker: Broker, runner: Runner) -> None:
         self._store = store
@@ -42,7 +42,7 @@ class Maintenance:
 
     def run(self) -> None:
         """Do every step; a step that fails is logged and tried next time."""
-        for step in (self.beat, self._recover, self._publish_due):
+        for step in (self._recover, self._publish_due):
             try:
                 step()
             except CarrotError as exc:
@@ -57,10 +57,6 @@ class Maintenance:
                     "housekeeping step %s failed; trying again at the next refresh",
                     step.__name__,
                 )
-
-    def beat(self) -> None:
-        """Record that this service is alive."""
-        self._store.register(self._runner)
 
     def _recover(self) -> None:
         count = self._store.recover(

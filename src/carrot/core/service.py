@@ -28,6 +28,7 @@ from .broker import Broker
 from .config import Config
 from .errors import InvalidMessage
 from .execution import execute
+from .heartbeat import Heartbeat
 from .lane import Delivery, Lane, Run
 from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
@@ -69,6 +70,7 @@ class Service:
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(store, self._broker, self._runner)
         self._recorder = Recorder(store, self._runner)
+        self._heartbeat = Heartbeat(store, self._runner, config.refresh_seconds)
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
@@ -85,6 +87,9 @@ class Service:
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(self._store, self._broker, self._runner)
         self._recorder = Recorder(self._store, self._runner)
+        self._heartbeat = Heartbeat(
+            self._store, self._runner, self._config.refresh_seconds
+        )
         logger.info(
             "carrot service starting on %s",
             self._broker.safe_url,
@@ -92,13 +97,16 @@ class Service:
         )
         try:
             self._register()
+            self._heartbeat.start()
             self._recorder.start()
             while not self._stopping.is_set():
                 self._serve()
         finally:
             self._close_lanes()
+            self._heartbeat.stop()
             if not self._immediate:
                 self._recorder.stop()
+                self._unregister()
             self._maintenance.close()
             if not self._immediate:
                 self._store.close()
@@ -110,7 +118,7 @@ class Service:
         # service's recovery would take its rows for orphans.
         while not self._stopping.is_set():
             try:
-                self._maintenance.beat()
+                self._heartbeat.beat()
                 return
             except Exception:
                 logger.exception("cannot record this service in the database")
@@ -346,9 +354,6 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=_BUSY_POLL_SECONDS)
         self._settle()
-
-        if not self._immediate:
-            self._unregister()
 
     def _running(self) -> int:
         # Runs not yet acknowledged: waiting, running, or waiting for their
