@@ -81,12 +81,6 @@ def test_redis_restarted_three_times_loses_and_repeats_nothing(
     run_through_restarts(redis_server.restart, redis_server.url, services, ledger, 300)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a service stops recording itself alive while it cannot reach "
-    "the broker (Service._serve waits in ensure_connection), so another "
-    "service takes it for dead and runs its tasks a second time",
-)
 def test_a_service_cut_off_from_the_broker_is_not_taken_for_dead(
     rabbitmq_settings, redis_server, services, ledger, tmp_path
 ):

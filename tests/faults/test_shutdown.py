@@ -114,12 +114,6 @@ def test_the_shutdown_grace_deadline_stops_at_once(
     assert ledger.count("end") == {"held-0": 1, "held-1": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stopping service stops recording itself alive while it "
-    "waits for its tasks (Service._shutdown), so another service "
-    "takes it for dead and runs its tasks a second time",
-)
 def test_a_service_finishing_its_tasks_is_not_taken_for_dead(
     rabbitmq_settings, services, ledger, tmp_path
 ):
