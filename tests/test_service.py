@@ -171,12 +171,6 @@ def test_a_worker_with_concurrency_three_runs_three_tasks_at_once(run_service):
     assert tasks.met(group) == 3
 
 
-#: A bug in `Lane._start_threads`: it starts a pool thread only while
-#: fewer threads are active than runs are pending, and counts the threads
-#: busy running a task as free, so a run that arrives while another runs
-#: waits for that one to end even with slots to spare.
-
-
 def all_running_at_once(*gates: str) -> None:
     """Create a task per gate, one after another, each while the ones
     before it still run; fail unless they all start."""
