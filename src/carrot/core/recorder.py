@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .batching import next_batch
 from .store import Claim, Outcome, Runner, TaskStore
 
 __all__ = ["Recorder"]
@@ -26,8 +27,12 @@ logger = logging.getLogger(__name__)
 _MAX_BATCH = 500
 
 
+class _Request:
+    """Something a pool thread asked the recorder to write."""
+
+
 @dataclass
-class _ClaimRequest:
+class _ClaimRequest(_Request):
     task_id: str
     done: threading.Event = field(default_factory=threading.Event)
     claim: Claim | None = None
@@ -35,13 +40,10 @@ class _ClaimRequest:
 
 
 @dataclass
-class _OutcomeRequest:
+class _OutcomeRequest(_Request):
     outcome: Outcome
     #: Called on the recorder's thread once committed, or with the error.
     on_recorded: Callable[[BaseException | None], None]
-
-
-_Request = _ClaimRequest | _OutcomeRequest | None
 
 
 class Recorder:
@@ -50,7 +52,7 @@ class Recorder:
     def __init__(self, store: TaskStore, runner: Runner) -> None:
         self._store = store
         self._runner = runner
-        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -83,30 +85,10 @@ class Recorder:
         self._queue.put(_OutcomeRequest(outcome, on_recorded))
 
     def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if not batch:
-                return
+        while batch := next_batch(self._queue, _MAX_BATCH):
             self._write(batch)
 
-    def _next_batch(self) -> list[_ClaimRequest | _OutcomeRequest]:
-        first = self._queue.get()
-        if first is None:
-            return []
-        batch = [first]
-        while len(batch) < _MAX_BATCH:
-            try:
-                request = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if request is None:
-                # Write this batch, then stop at the next call.
-                self._queue.put(None)
-                break
-            batch.append(request)
-        return batch
-
-    def _write(self, batch: list[_ClaimRequest | _OutcomeRequest]) -> None:
+    def _write(self, batch: list[_Request]) -> None:
         claims = [r for r in batch if isinstance(r, _ClaimRequest)]
         outcomes = [r for r in batch if isinstance(r, _OutcomeRequest)]
         try:

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 
+from .batching import next_batch
 from .broker import Broker
 from .errors import PublishError
 from .message import TaskMessage
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 
 #: Messages published and confirmed together.
 _MAX_BATCH = 1000
-
-#: Marks the end of the queue for the relay's thread.
-_STOP = None
 
 
 class Relay:
@@ -75,7 +73,7 @@ class Relay:
             thread = self._thread if self._pid == os.getpid() else None
             self._thread = None
         if thread is not None and thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(None)
             thread.join(timeout_seconds)
 
     def _ensure_thread(self) -> None:
@@ -95,30 +93,11 @@ class Relay:
     def _run(self) -> None:
         publisher = Publisher(self._broker)
         try:
-            while True:
-                batch = self._next_batch()
-                if batch is None:
-                    return
+            while batch := next_batch(self._queue, _MAX_BATCH):
                 self._publish(publisher, batch)
         finally:
             publisher.close()
             self._on_idle()
-
-    def _next_batch(self) -> list[tuple[str, str]] | None:
-        first = self._queue.get()
-        if first is _STOP:
-            return None
-        batch = [first]
-        while len(batch) < _MAX_BATCH:
-            try:
-                pair = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if pair is _STOP:
-                self._queue.put(_STOP)
-                break
-            batch.append(pair)
-        return batch
 
     def _publish(self, publisher: Publisher, batch: list[tuple[str, str]]) -> None:
         try:
