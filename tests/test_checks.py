@@ -38,6 +38,8 @@ WRONG_SETTINGS = [
     ("CARROT_MAX_ATTEMPTS", 2.0, "carrot.E012"),
     ("CARROT_SHUTDOWN_GRACE_SECONDS", -1, "carrot.E013"),
     ("CARROT_SHUTDOWN_GRACE_SECONDS", float("nan"), "carrot.E013"),
+    ("CARROT_REPUBLISH_SECONDS", 0, "carrot.E015"),
+    ("CARROT_REPUBLISH_SECONDS", "1h", "carrot.E015"),
 ]
 
 #: Every setting at a value that works, other than the defaults.
@@ -54,6 +56,7 @@ GOOD_SETTINGS = {
     "CARROT_OUTBOX_GRACE_SECONDS": 0,
     "CARROT_MAX_ATTEMPTS": 1,
     "CARROT_SHUTDOWN_GRACE_SECONDS": 0.0,
+    "CARROT_REPUBLISH_SECONDS": None,
 }
 
 

@@ -348,7 +348,13 @@ class _MemoryStore:
     def recover(self, timeout_seconds: float, max_attempts: int) -> int:
         return 0
 
-    def publish_due(self, grace_seconds: float, limit: int, publish: Any) -> int:
+    def publish_due(
+        self,
+        grace_seconds: float,
+        republish_seconds: float | None,
+        limit: int,
+        publish: Any,
+    ) -> int:
         return 0
 
 

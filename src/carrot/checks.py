@@ -18,6 +18,7 @@ carrot.E011 ``CARROT_OUTBOX_GRACE_SECONDS`` is negative
 carrot.E012 ``CARROT_MAX_ATTEMPTS`` is not an integer >= 1
 carrot.E013 ``CARROT_SHUTDOWN_GRACE_SECONDS`` is negative
 carrot.E014 settings that are each valid do not work together
+carrot.E015 ``CARROT_REPUBLISH_SECONDS`` is not positive or None
 =========== ==================================================
 """
 
@@ -70,6 +71,10 @@ def _is_non_negative_number(value: object) -> bool:
 
 def _is_optional_non_negative_number(value: object) -> bool:
     return value is None or _is_non_negative_number(value)
+
+
+def _is_optional_positive_number(value: object) -> bool:
+    return value is None or _is_positive_number(value)
 
 
 def _is_positive_integer(value: object) -> bool:
@@ -197,6 +202,14 @@ _RULES = (
         "a number of seconds of at least 0, or None",
         "For example CARROT_SHUTDOWN_GRACE_SECONDS = 60, or None to wait for "
         "running tasks however long they take.",
+    ),
+    _Rule(
+        "CARROT_REPUBLISH_SECONDS",
+        _is_optional_positive_number,
+        "carrot.E015",
+        "a positive number of seconds, or None",
+        "For example CARROT_REPUBLISH_SECONDS = 3600, or None never to "
+        "publish a waiting task a second time.",
     ),
 )
 

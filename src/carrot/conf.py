@@ -46,6 +46,7 @@ def get_config() -> Config:
         allowed_modules=tuple(allowed) if allowed is not None else None,
         runner_timeout_seconds=_setting("RUNNER_TIMEOUT_SECONDS", 30.0),
         outbox_grace_seconds=_setting("OUTBOX_GRACE_SECONDS", 10.0),
+        republish_seconds=_setting("REPUBLISH_SECONDS", 3600.0),
         max_attempts=_setting("MAX_ATTEMPTS", 3),
         shutdown_grace_seconds=_setting("SHUTDOWN_GRACE_SECONDS", None),
     )

@@ -102,13 +102,21 @@ class DjangoTaskStore:
         RunnerRow.objects.filter(seen_at__lt=cutoff).delete()
         return failed + handed_back
 
-    def publish_due(self, grace_seconds: float, limit: int, publish: Publish) -> int:
+    def publish_due(
+        self,
+        grace_seconds: float,
+        republish_seconds: float | None,
+        limit: int,
+        publish: Publish,
+    ) -> int:
         now = timezone.now()
-        due = Task.objects.filter(
-            status=Task.Status.WAITING,
+        missing = Q(
             published_at__isnull=True,
             created_at__lt=now - timedelta(seconds=grace_seconds),
         )
+        if republish_seconds is not None:
+            missing |= Q(published_at__lt=now - timedelta(seconds=republish_seconds))
+        due = Task.objects.filter(missing, status=Task.Status.WAITING)
         with transaction.atomic():
             # Locked rows are being published by another service right now.
             rows = list(

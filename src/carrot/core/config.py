@@ -46,6 +46,9 @@ class Config:
     #: A waiting row still unpublished this long after it was created is
     #: published by the service's outbox sweep.
     outbox_grace_seconds: float = 10.0
+    #: A waiting row published this long ago is published again, in case
+    #: the broker lost its message; ``None`` never publishes a row twice.
+    republish_seconds: float | None = 3600.0
     #: How many times a task may be started; a task whose process dies more
     #: often is marked failed instead of being run again.
     max_attempts: int = 3
@@ -66,6 +69,8 @@ class Config:
                 "runner_timeout_seconds must be at least three times "
                 "refresh_seconds, or live services are taken for dead"
             )
+        if self.republish_seconds is not None and self.republish_seconds <= 0:
+            raise ValueError("republish_seconds must be positive or None")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not _WORKER_NAME.match(self.queue_prefix):

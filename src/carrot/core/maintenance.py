@@ -72,7 +72,10 @@ class Maintenance:
     def _publish_due(self) -> None:
         for _ in range(_MAX_BATCHES):
             count = self._store.publish_due(
-                self._config.outbox_grace_seconds, _PUBLISH_BATCH, self._publish
+                self._config.outbox_grace_seconds,
+                self._config.republish_seconds,
+                _PUBLISH_BATCH,
+                self._publish,
             )
             if count:
                 logger.info(

@@ -120,9 +120,17 @@ class TaskStore(Protocol):
         Returns how many rows were handed back or failed.
         """
 
-    def publish_due(self, grace_seconds: float, limit: int, publish: Publish) -> int:
-        """Publish waiting rows left unpublished for ``grace_seconds``.
+    def publish_due(
+        self,
+        grace_seconds: float,
+        republish_seconds: float | None,
+        limit: int,
+        publish: Publish,
+    ) -> int:
+        """Publish the waiting rows whose message may be missing.
 
+        Those are rows left unpublished for ``grace_seconds`` and, unless
+        ``republish_seconds`` is None, rows published that long ago.
         Calls ``publish`` with at most ``limit`` rows and marks them
-        published once it returns. Returns how many were published.
+        published now once it returns. Returns how many were published.
         """
