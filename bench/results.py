@@ -38,6 +38,15 @@ class Results:
             "machine": platform.machine(),
         }
 
+    def forget(self, prefix: str) -> None:
+        """Drop the earlier figures of rows starting with ``prefix``.
+
+        A system measured again keeps nothing from an earlier run, such as
+        a drain of a count this run does not measure.
+        """
+        for key in [k for k in self.data["figures"] if k.startswith(prefix)]:
+            del self.data["figures"][key]
+
     def add(self, key: str, value: float) -> None:
         figure = self.data["figures"].get(key)
         if figure is None or figure["run"] != self.run:
