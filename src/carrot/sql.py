@@ -23,7 +23,13 @@ from django.db.models import Field
 from .core.store import Outcome, Runner, TaskCall
 from .models import Task
 
-__all__ = ["claim_many", "finish_many", "outcome_fields", "supports_returning"]
+__all__ = [
+    "claim_many",
+    "finish_many",
+    "outcome_fields",
+    "record_in_one_statement",
+    "supports_returning",
+]
 
 #: The columns an outcome sets, besides ``finished_at``.
 _OUTCOME_COLUMNS = ("status", "result", "error", "traceback")
@@ -54,30 +60,11 @@ def claim_many(
     if not task_ids:
         return {}
     connection = connections[alias]
-    prep = _preparer(connection)
-    runner_id = prep("runner", runner.id)
-    params = [
-        Task.Status.RUNNING,
-        runner.host,
-        runner.pid,
-        runner_id,
-        prep("started_at", now),
-        *(prep("id", task_id) for task_id in task_ids),
-        Task.Status.WAITING,
-        Task.Status.RUNNING,
-        runner_id,
-    ]
+    sql, params = _claim_statement(_preparer(connection), task_ids, runner, now)
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(len(task_ids)), params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-
-    load = _loader(connection)
-    return {
-        _canonical(task_id): TaskCall(
-            _canonical(task_id), kallable, load("args", args), load("kwargs", kwargs), n
-        )
-        for task_id, kallable, args, kwargs, n in rows
-    }
+    return _calls(rows, connection)
 
 
 def finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
@@ -95,6 +82,92 @@ def finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(_finish_sql(), rows)
+
+
+def record_in_one_statement(
+    alias: str,
+    outcomes: Sequence[Outcome],
+    task_ids: Sequence[str],
+    runner: Runner,
+    now: datetime,
+) -> dict[str, TaskCall]:
+    """Store outcomes and claim rows in one PostgreSQL statement.
+
+    One statement is one round trip and one commit, where a transaction
+    of two statements takes four round trips. The two parts touch
+    different rows (outcomes of running rows, claims of waiting ones), as
+    PostgreSQL requires of a statement that updates a table twice.
+    """
+    if not outcomes:
+        return claim_many(alias, task_ids, runner, now)
+    connection = connections[alias]
+    prep = _preparer(connection)
+    finish_sql, finish_params = _finish_values(prep, outcomes, now)
+    if not task_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(finish_sql, finish_params)
+        return {}
+
+    claim_sql, claim_params = _claim_statement(prep, task_ids, runner, now)
+    claim_sql = f"WITH finished AS ({finish_sql}) {claim_sql}"
+    claim_params = finish_params + claim_params
+    with connection.cursor() as cursor:
+        cursor.execute(claim_sql, claim_params)
+        rows = cursor.fetchall()
+    return _calls(rows, connection)
+
+
+def _finish_values(
+    prep: Any, outcomes: Sequence[Outcome], now: datetime
+) -> tuple[str, list[Any]]:
+    q = _quoted
+    rows = ", ".join(["(%s::uuid, %s, %s::jsonb, %s, %s)"] * len(outcomes))
+    sql = (
+        f"UPDATE {_table()} AS t SET {q('status')} = v.status, "
+        f"{q('result')} = v.result, {q('error')} = v.error, "
+        f"{q('traceback')} = v.traceback, {q('finished_at')} = %s "
+        f"FROM (VALUES {rows}) AS v(id, status, result, error, traceback) "
+        f"WHERE t.{q('id')} = v.id"
+    )
+    params: list[Any] = [prep("finished_at", now)]
+    for outcome in outcomes:
+        fields = outcome_fields(outcome)
+        params += [
+            prep("id", outcome.task_id),
+            fields["status"],
+            prep("result", fields["result"]),
+            fields["error"],
+            fields["traceback"],
+        ]
+    return sql, params
+
+
+def _claim_statement(
+    prep: Any, task_ids: Sequence[str], runner: Runner, now: datetime
+) -> tuple[str, list[Any]]:
+    runner_id = prep("runner", runner.id)
+    params = [
+        Task.Status.RUNNING,
+        runner.host,
+        runner.pid,
+        runner_id,
+        prep("started_at", now),
+        *(prep("id", task_id) for task_id in task_ids),
+        Task.Status.WAITING,
+        Task.Status.RUNNING,
+        runner_id,
+    ]
+    return _claim_sql(len(task_ids)), params
+
+
+def _calls(rows: Sequence[Any], connection: BaseDatabaseWrapper) -> dict[str, TaskCall]:
+    load = _loader(connection)
+    return {
+        _canonical(task_id): TaskCall(
+            _canonical(task_id), kallable, load("args", args), load("kwargs", kwargs), n
+        )
+        for task_id, kallable, args, kwargs, n in rows
+    }
 
 
 def _claim_sql(count: int) -> str:

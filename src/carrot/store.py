@@ -54,11 +54,16 @@ class DjangoTaskStore:
         }
         now = timezone.now()
 
-        with transaction.atomic(using=alias):
-            if outcomes:
-                (sql.finish_many if fast else _finish_many)(alias, outcomes, now)
-            claim_many = sql.claim_many if fast else _claim_many
-            calls = claim_many(alias, sorted(set(ids.values())), runner, now)
+        if connections[alias].vendor == "postgresql" and fast:
+            calls = sql.record_in_one_statement(
+                alias, outcomes, sorted(set(ids.values())), runner, now
+            )
+        else:
+            with transaction.atomic(using=alias):
+                if outcomes:
+                    (sql.finish_many if fast else _finish_many)(alias, outcomes, now)
+                claim_many = sql.claim_many if fast else _claim_many
+                calls = claim_many(alias, sorted(set(ids.values())), runner, now)
 
         return {
             task_id: Claim(ClaimState.CLAIMED, calls[ids[task_id]])
