@@ -67,10 +67,12 @@ class Service:
         self._config = config
         self._broker = Broker(config)
         self._only = frozenset(worker_names) if worker_names else None
-        self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
-        self._maintenance = Maintenance(store, self._broker, self._runner)
-        self._recorder = Recorder(store, self._runner)
-        self._heartbeat = Heartbeat(store, self._runner, config.refresh_seconds)
+        # Made by `start`, in the process that runs: a detached service
+        # forks after it is built.
+        self._runner: Runner
+        self._maintenance: Maintenance
+        self._recorder: Recorder
+        self._heartbeat: Heartbeat
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
@@ -104,11 +106,10 @@ class Service:
         finally:
             self._close_lanes()
             self._heartbeat.stop()
+            self._maintenance.close()
             if not self._immediate:
                 self._recorder.stop()
                 self._unregister()
-            self._maintenance.close()
-            if not self._immediate:
                 self._store.close()
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
