@@ -14,16 +14,19 @@ nox.options.reuse_existing_virtualenvs = True
 
 
 def _expose_pyenv_pythons() -> None:
-    # pyenv's shims answer for one version at a time; naming every
-    # installed version lets nox find python3.12 beside the default.
-    if "PYENV_VERSION" in os.environ or shutil.which("pyenv") is None:
+    # pyenv's shims answer for the versions PYENV_VERSION names, and a shim
+    # that runs nox sets it to one; adding every installed version lets
+    # nox find python3.12 beside the default.
+    if shutil.which("pyenv") is None:
         return
-    versions = subprocess.run(
+    installed = subprocess.run(
         ["pyenv", "versions", "--bare", "--skip-aliases"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.split()
+    named = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
+    versions = named + [v for v in installed if v not in named]
     if versions:
         os.environ["PYENV_VERSION"] = ":".join(versions)
 
