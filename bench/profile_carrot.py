@@ -40,7 +40,7 @@ def run(count: int) -> None:
     sections = [_end_to_end(count, folder / "e2e"), _drain(count, folder / "drain")]
     header = [
         f"carrot profile, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{count:,} no-op tasks",
+        f"{count:,} no-op tasks, carrot at {services.git_describe()}",
         f"(written by python -m bench --profile; raw profiles in {folder})",
         (__doc__ or "").split("\n\n", 1)[1].strip(),
     ]

@@ -25,6 +25,10 @@ from django.db.backends.signals import connection_created
 
 #: Matches the table an INSERT, UPDATE or SELECT reads or writes.
 _TABLE = re.compile(r'(?:\bFROM|\bINTO|^UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
+#: Matches the table the main statement after a WITH clause writes.
+_WRITE = re.compile(
+    r'\b(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE
+)
 
 
 class SqlCounter:
@@ -129,5 +133,10 @@ class Capture:
 
 def _kind(sql: str) -> str:
     verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+    if verb == "WITH":
+        # Name a statement with a common table expression by what it writes.
+        write = _WRITE.search(sql)
+        if write:
+            return f"WITH ... {write.group(1).upper()} {write.group(2)}"
     match = _TABLE.search(sql)
     return f"{verb} {match.group(1)}" if match else verb

@@ -156,7 +156,7 @@ def _main_rows(figures: dict[str, tuple[float, float, float]]) -> list[list[str]
 def _carrot_rows(figures: dict[str, tuple[float, float, float]]) -> list[list[str]]:
     rows = [
         [
-            "bulk_create of tasks/s, publishing included",
+            "bulk_create, tasks/s, publishing included",
             _cell(figures, "carrot/bulk_create"),
         ],
         [

@@ -116,7 +116,7 @@ def clear_redis() -> None:
 def versions() -> str:
     """Name the version of every system and server measured."""
     names = ("djangocarrot", "Django", "kombu", "celery", "dramatiq", "huey", "psycopg")
-    found = [f"carrot at {_git_describe()}"]
+    found = [f"carrot at {git_describe()}"]
     for name in names:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found.append(f"{name} {importlib.metadata.version(name)}")
@@ -132,7 +132,7 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def _git_describe() -> str:
+def git_describe() -> str:
     # The benchmark measures the working tree, which may differ from HEAD.
     described = subprocess.run(
         ["git", "describe", "--always", "--dirty"],
