@@ -137,6 +137,12 @@ class Task(models.Model):
         indexes = [
             # The admin's counts of waiting and running tasks per worker.
             models.Index(fields=["worker", "status"], name="carrot_task_worker_status"),
+            # The republish sweep: waiting rows by when they were published.
+            models.Index(
+                fields=["published_at"],
+                name="carrot_task_waiting",
+                condition=models.Q(status="waiting"),
+            ),
             # The outbox: waiting rows the broker has not confirmed.
             models.Index(
                 fields=["created_at"],

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .conf import get_broker
@@ -54,14 +54,19 @@ def get_relay() -> Relay:
 
 
 def _mark_published(task_ids: list[str]) -> None:
+    from . import sql
     from .models import Task
 
     now = timezone.now()
+    alias = router.db_for_write(Task)
     for start in range(0, len(task_ids), _MARK_BATCH):
         batch = task_ids[start : start + _MARK_BATCH]
-        Task.objects.filter(pk__in=batch, published_at__isnull=True).update(
-            published_at=now
-        )
+        if connections[alias].vendor == "postgresql":
+            sql.mark_published(alias, batch, now)
+        else:
+            Task.objects.filter(pk__in=batch, published_at__isnull=True).update(
+                published_at=now
+            )
 
 
 def _close_connections() -> None:

@@ -26,6 +26,7 @@ from .models import Task
 __all__ = [
     "claim_many",
     "finish_many",
+    "mark_published",
     "outcome_fields",
     "record_in_one_statement",
     "supports_returning",
@@ -117,6 +118,27 @@ def record_in_one_statement(
     return _calls(rows, connection)
 
 
+def mark_published(alias: str, task_ids: Sequence[str], now: datetime) -> None:
+    """Set ``published_at`` on the rows no other transaction holds.
+
+    A row held is being claimed, and the claim sets ``published_at``
+    itself; skipping it, rather than waiting for it, keeps this statement
+    from deadlocking with the service's, which lock rows in another order.
+    """
+    connection = connections[alias]
+    prep = _preparer(connection)
+    q = _quoted
+    placeholders = ", ".join(["%s"] * len(task_ids))
+    sql = (
+        f"UPDATE {_table()} SET {q('published_at')} = %s WHERE {q('id')} IN ("
+        f"SELECT {q('id')} FROM {_table()} WHERE {q('id')} IN ({placeholders}) "
+        f"AND {q('published_at')} IS NULL FOR UPDATE SKIP LOCKED)"
+    )
+    params = [prep("published_at", now), *(prep("id", i) for i in task_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def _finish_values(
     prep: Any, outcomes: Sequence[Outcome], now: datetime
 ) -> tuple[str, list[Any]]:
@@ -152,6 +174,7 @@ def _claim_statement(
         runner.pid,
         runner_id,
         prep("started_at", now),
+        prep("published_at", now),
         *(prep("id", task_id) for task_id in task_ids),
         Task.Status.WAITING,
         Task.Status.RUNNING,
@@ -176,7 +199,10 @@ def _claim_sql(count: int) -> str:
     return (
         f"UPDATE {_table()} SET {q('status')} = %s, "
         f"{q('attempts')} = {q('attempts')} + 1, {q('host')} = %s, "
-        f"{q('pid')} = %s, {q('runner')} = %s, {q('started_at')} = %s "
+        f"{q('pid')} = %s, {q('runner')} = %s, {q('started_at')} = %s, "
+        # A row claimed was published, whether or not its publisher has
+        # recorded it yet; the outbox sweep must not take it for lost.
+        f"{q('published_at')} = COALESCE({q('published_at')}, %s) "
         f"WHERE {q('id')} IN ({placeholders}) AND ({q('status')} = %s "
         f"OR ({q('status')} = %s AND {q('runner')} = %s)) "
         f"RETURNING {q('id')}, {q('kallable')}, {q('args')}, {q('kwargs')}, "

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import sql
@@ -195,6 +196,7 @@ def _claim_many(
                 pid=runner.pid,
                 runner=runner.id,
                 started_at=now,
+                published_at=Coalesce("published_at", Value(now)),
             )
         )
         if claimed:

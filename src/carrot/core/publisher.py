@@ -43,13 +43,26 @@ class Publisher:
     def publish(self, messages: Iterable[tuple[TaskMessage, str]]) -> None:
         """Publish ``(message, worker name)`` pairs; return once confirmed.
 
-        Each worker's queue is declared before its first message. Raises
-        `PublishError` when the broker fails or does not confirm within the
-        publish timeout; the connection is then dropped and made again on
-        the next call.
+        Each worker's queue is declared before its first message. A
+        connection that fails is made again once: one left idle may have been
+        closed by the broker for its missed heartbeats. Raises `PublishError`
+        when the broker fails again or does not confirm within the publish
+        timeout; a message sent twice is harmless.
         """
+        batch = list(messages)
         try:
-            self._publish(messages)
+            self._publish(batch)
+        except PublishError:
+            self._reset()
+            raise
+        except Exception as exc:
+            self._reset()
+            logger.info("publishing on a new connection after %r", exc)
+            self._publish_again(batch)
+
+    def _publish_again(self, batch: list[tuple[TaskMessage, str]]) -> None:
+        try:
+            self._publish(batch)
         except PublishError:
             self._reset()
             raise
