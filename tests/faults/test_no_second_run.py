@@ -87,9 +87,9 @@ def test_copies_of_a_task_running_in_another_live_service_do_not_start_it(
     (running,) = ledger.pids("start", "once")
     (other,) = [service for service in both if service.pid != running]
 
-    # The running service holds the task's message and at most three
-    # copies within its prefetch of four (concurrency 1 times the default
-    # multiplier), so the broker hands the others to the other service.
+    # The running service holds the task's message and at most one copy
+    # within its prefetch of two, so the broker hands the others to the
+    # other service.
     for copy in range(1, COPIES + 1):
         publish_copies(task, 1)
         poll(lambda c=copy: received(task, *both) == 1 + c, 30, "the copy to arrive")
