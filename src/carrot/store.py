@@ -25,7 +25,10 @@ _FINISHED = {Task.Status.SUCCEEDED, Task.Status.FAILED}
 
 
 class DjangoTaskStore:
-    """Claims and settles task rows through the Django ORM.
+    """Claims and settles task rows in the database.
+
+    It uses the ORM, and on PostgreSQL and SQLite the hand-written
+    statements of `carrot.sql` for the writes made once per task.
 
     Each call first makes the calling thread's database connections fit
     for use: a broken one, or one left outside autocommit, is closed and
