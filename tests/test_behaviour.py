@@ -140,6 +140,7 @@ def test_a_task_whose_outcome_cannot_be_stored_is_delivered_again(
     run_service()
 
     row = finished(task)[0]
+    assert failures == [str(task.pk)]
     wait_for(lambda: acks, what="the acknowledgement")
     assert row.attempts == 2
     assert acks == [(str(task.pk), Task.Status.SUCCEEDED)]

@@ -17,7 +17,6 @@ import pytest
 
 from carrot.models import DEFAULT_WORKER, Task, Worker
 from carrot.publishing import flush
-from carrot.store import DjangoTaskStore
 from tests.conftest import publish_raw, queue_size, serve, wait_for
 from tests.examples import tasks
 
@@ -290,32 +289,6 @@ def test_a_stopping_service_finishes_the_running_task_before_it_acks(acks):
     assert row.result == gate
     assert acks == [(str(task.pk), Task.Status.SUCCEEDED)]
     assert queue_size() == 0
-
-
-def test_a_task_whose_outcome_cannot_be_stored_is_not_acknowledged(
-    run_service, acks, monkeypatch
-):
-    monkeypatch.setattr("carrot.core.service._STORE_ERROR_PAUSE_SECONDS", 0)
-    original = DjangoTaskStore.record
-    failures = []
-
-    def record_after_one_failure(self, outcomes, claims, runner):
-        if outcomes and not failures:
-            failures.append(outcomes[0].task_id)
-            raise ConnectionError("the database went away")
-        return original(self, outcomes, claims, runner)
-
-    monkeypatch.setattr(DjangoTaskStore, "record", record_after_one_failure)
-    task = Task.objects.create(kallable="tests.examples.tasks.add", args=[2, 3])
-
-    run_service()
-
-    [row] = finished(task)
-    wait_for(lambda: acks, what="the acknowledgement")
-    assert failures == [str(task.pk)]
-    assert row.status == Task.Status.SUCCEEDED
-    assert row.attempts == 2, "the message was not delivered again"
-    assert acks == [(str(task.pk), Task.Status.SUCCEEDED)]
 
 
 class _Trap:

@@ -50,28 +50,22 @@ class Publisher:
         timeout; a message sent twice is harmless.
         """
         batch = list(messages)
-        try:
-            self._publish(batch)
-        except PublishError:
-            self._reset()
-            raise
-        except Exception as exc:
-            self._reset()
-            logger.info("publishing on a new connection after %r", exc)
-            self._publish_again(batch)
-
-    def _publish_again(self, batch: list[tuple[TaskMessage, str]]) -> None:
-        try:
-            self._publish(batch)
-        except PublishError:
-            self._reset()
-            raise
-        except Exception as exc:
-            self._reset()
-            raise PublishError(
-                f"could not publish ({type(exc).__name__}: {exc}); the tasks stay "
-                "in the database and are published once the broker answers"
-            ) from exc
+        for attempt in (1, 2):
+            try:
+                self._publish(batch)
+                return
+            except PublishError:
+                self._reset()
+                raise
+            except Exception as exc:
+                self._reset()
+                if attempt == 2:
+                    raise PublishError(
+                        f"could not publish ({type(exc).__name__}: {exc}); the "
+                        "tasks stay in the database and are published once the "
+                        "broker answers"
+                    ) from exc
+                logger.info("publishing on a new connection after %r", exc)
 
     def close(self) -> None:
         """Release the connection."""
