@@ -327,21 +327,6 @@ def test_messages_that_are_not_carrot_tasks_do_not_stop_the_service(
     assert finished(after)[0].result == 2
 
 
-def test_a_duplicate_message_for_a_finished_task_does_not_run_it_again(
-    run_service, acks
-):
-    task = Task.objects.create(kallable="tests.examples.tasks.record", args=["once"])
-    run_service()
-    finished(task)
-
-    body = {"carrot": 1, "task_id": str(task.pk)}
-    publish_raw(json.dumps(body).encode(), "application/json")
-
-    wait_for(lambda: len(acks) == 2, what="the duplicate to be acked")
-    assert tasks.calls == [(("once",), {})]
-    assert Task.objects.get(pk=task.pk).attempts == 1
-
-
 def test_a_duplicate_message_for_a_running_task_does_not_run_it_twice(
     run_service, acks
 ):

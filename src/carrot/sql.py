@@ -237,7 +237,8 @@ def _preparer(connection: BaseDatabaseWrapper) -> Any:
 
 def _loader(connection: BaseDatabaseWrapper) -> Any:
     def load(name: str, value: Any) -> Any:
-        return _field(name).from_db_value(value, None, connection)  # type: ignore[attr-defined]
+        field: Any = _field(name)  # only some fields convert what they read
+        return field.from_db_value(value, None, connection)
 
     return load
 
