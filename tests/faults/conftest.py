@@ -579,3 +579,30 @@ def set_concurrency(concurrency: int, worker: str = "default") -> None:
     from carrot.models import Worker
 
     Worker.objects.filter(name=worker).update(concurrency=concurrency)
+
+
+def wait_past_runner_timeout(ledger: Any, services: int = 2) -> None:
+    """Wait until ``services`` runners record themselves after the timeout.
+
+    By then a service that fell silent would have been taken for dead and
+    its task started again, which the ledger would show.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from carrot.models import Runner
+
+    timeout = SERVICE_SETTINGS["CARROT_RUNNER_TIMEOUT_SECONDS"]
+    refresh = SERVICE_SETTINGS["CARROT_REFRESH_SECONDS"]
+    deadline = timezone.now() + timedelta(seconds=timeout + 2 * refresh)
+
+    def outlived() -> bool:
+        seen = Runner.objects.values_list("seen_at", flat=True)
+        return sum(1 for at in seen if at > deadline) == services
+
+    poll(
+        lambda: outlived() or sum(ledger.count("start").values()) > 1,
+        30,
+        "the services to record themselves after the runner timeout",
+    )

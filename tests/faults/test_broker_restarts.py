@@ -9,13 +9,16 @@ restart never makes the service acknowledge an unknown delivery tag.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from carrot.models import Runner, Task
-from tests.faults.conftest import SERVICE_SETTINGS, poll, set_concurrency, statuses
+from carrot.models import Task
+from tests.faults.conftest import (
+    poll,
+    set_concurrency,
+    statuses,
+    wait_past_runner_timeout,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -111,19 +114,7 @@ def test_a_service_cut_off_from_the_broker_is_not_taken_for_dead(
     rabbitmq_settings.stop_app()
     try:
         poll(lambda: "cannot reach the broker" in cut_off.log(), 30, "the cut")
-        timeout = SERVICE_SETTINGS["CARROT_RUNNER_TIMEOUT_SECONDS"]
-        refresh = SERVICE_SETTINGS["CARROT_REFRESH_SECONDS"]
-        deadline = timezone.now() + timedelta(seconds=timeout + 2 * refresh)
-
-        def outlived() -> bool:
-            seen = Runner.objects.values_list("seen_at", flat=True)
-            return sum(1 for at in seen if at > deadline) == 2
-
-        poll(
-            lambda: outlived() or sum(ledger.count("start").values()) > 1,
-            30,
-            "both services to record themselves after the runner timeout",
-        )
+        wait_past_runner_timeout(ledger)
     finally:
         rabbitmq_settings.start_app()
     release.touch()

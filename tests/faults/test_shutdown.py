@@ -5,13 +5,16 @@ interrupted runs again."""
 from __future__ import annotations
 
 import signal
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from carrot.models import Runner, Task
-from tests.faults.conftest import poll, set_concurrency, statuses
+from carrot.models import Task
+from tests.faults.conftest import (
+    poll,
+    set_concurrency,
+    statuses,
+    wait_past_runner_timeout,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -127,18 +130,7 @@ def test_a_service_finishing_its_tasks_is_not_taken_for_dead(
     stopping.send(signal.SIGTERM)
     poll(lambda: FINISHING in stopping.log(), 30, "the service to stop consuming")
     # Long enough for the other service to take a silent one for dead.
-    timeout = timedelta(seconds=3.0 + 2 * 0.5)
-    deadline = timezone.now() + timeout
-
-    def outlived() -> bool:
-        seen = Runner.objects.values_list("seen_at", flat=True)
-        return sum(1 for at in seen if at > deadline) == 2
-
-    poll(
-        lambda: outlived() or sum(ledger.count("start").values()) > 1,
-        30,
-        "both services to record themselves after the runner timeout",
-    )
+    wait_past_runner_timeout(ledger)
     release.touch()
 
     assert stopping.wait_exit() == 0
