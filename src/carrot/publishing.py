@@ -71,5 +71,5 @@ def _mark_published(task_ids: list[str]) -> None:
 
 def _close_connections() -> None:
     # The relay's thread lives as long as the process; it holds no database
-    # connection while it has nothing to publish.
+    # connection once it has had nothing to publish for a while.
     connections.close_all()
