@@ -133,7 +133,7 @@ class Relay:
 
     def _next_work(self) -> tuple[list[tuple[str, str]], list[str]] | None:
         """Wait for pairs to publish or marks that are due; None to stop."""
-        idle_since = time.monotonic()
+        idle_since: float | None = time.monotonic()
         with self._lock:
             while True:
                 now = time.monotonic()
