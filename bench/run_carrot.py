@@ -81,9 +81,9 @@ class CarrotSystem(System):
 def wait_rows(kallable: str, count: int) -> tuple[float, float]:
     """Wait for ``count`` finished rows; return first and last finish."""
     rows = Task.objects.filter(kallable=kallable)
-    # Counting the rows still to run reads a shrinking part of the status
-    # index, so that polling costs the service little.
-    unfinished = rows.filter(status__in=[Task.Status.WAITING, Task.Status.RUNNING])
+    # Counting the rows still to run reads a shrinking index of unfinished
+    # rows, so that polling costs the service little.
+    unfinished = rows.filter(finished_at__isnull=True)
     stall = Stall(f"{count:,} carrot tasks")
     while (left := unfinished.count()) or rows.count() < count:
         stall.check(left)

@@ -1,13 +1,18 @@
-"""What only PostgreSQL can show: the service's database connections.
+"""What only PostgreSQL can show: connections and query plans.
 
 Run with ``CARROT_TEST_DATABASE=postgres``; ``nox -s tests`` does.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from carrot import sql
+from carrot.core import Runner
 from carrot.models import DEFAULT_WORKER, Task, Worker
 from carrot.publishing import flush
 from tests.conftest import serve, wait_for
@@ -67,3 +72,23 @@ def test_running_many_tasks_opens_no_connection_per_task():
     wait_for(
         lambda: other_connections() == 0, what="the service's connections to close"
     )
+
+
+def test_a_claim_finds_its_rows_by_primary_key_however_many_wait():
+    # Statistics taken while no row waited, as when a queue fills between
+    # two runs of autovacuum: an index whose condition a claim implies
+    # then looks tiny to the planner, which would scan it whole per claim.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE carrot_task")
+    Task.objects.bulk_create(
+        Task(kallable="tests.examples.tasks.noop") for _ in range(2_000)
+    )
+    ids = [str(pk) for pk in Task.objects.values_list("pk", flat=True)[:4]]
+    statement, params = sql.claim_statement(ids, Runner("host", 1), timezone.now())
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {statement}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    used = set(re.findall(r"Index (?:Only )?Scan on (\w+)", plan))
+    assert used == {"carrot_task_pkey"}, plan

@@ -91,10 +91,12 @@ class WorkerAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 def _count_tasks(status: str) -> Coalesce:
-    # One subquery per worker row, which the status index keeps small:
-    # waiting and running rows are few next to the finished ones.
+    # One subquery per worker row, which the index of unfinished rows keeps
+    # small: waiting and running rows are few next to the finished ones.
     tasks = (
-        Task.objects.filter(worker=OuterRef("name"), status=status)
+        Task.objects.filter(
+            worker=OuterRef("name"), status=status, finished_at__isnull=True
+        )
         .order_by()
         .values("worker")
         .annotate(count=Count("pk"))

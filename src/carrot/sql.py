@@ -25,6 +25,7 @@ from .models import Task
 
 __all__ = [
     "claim_many",
+    "claim_statement",
     "finish_many",
     "mark_published",
     "outcome_fields",
@@ -32,7 +33,7 @@ __all__ = [
     "supports_returning",
 ]
 
-#: The columns an outcome sets, besides ``finished_at``.
+#: The columns an outcome sets, besides ``finished_at`` and ``started_at``.
 _OUTCOME_COLUMNS = ("status", "result", "error", "traceback")
 
 
@@ -61,7 +62,7 @@ def claim_many(
     if not task_ids:
         return {}
     connection = connections[alias]
-    sql, params = _claim_statement(_preparer(connection), task_ids, runner, now)
+    sql, params = claim_statement(task_ids, runner, now, alias)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -72,11 +73,10 @@ def finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
     """Store ``outcomes`` with one statement run for each."""
     connection = connections[alias]
     prep = _preparer(connection)
-    finished_at = prep("finished_at", now)
     rows = [
         [
             *(prep(name, value) for name, value in outcome_fields(outcome).items()),
-            finished_at,
+            *_times(prep, outcome, now),
             prep("id", outcome.task_id),
         ]
         for outcome in outcomes
@@ -109,7 +109,7 @@ def record_in_one_statement(
             cursor.execute(finish_sql, finish_params)
         return {}
 
-    claim_sql, claim_params = _claim_statement(prep, task_ids, runner, now)
+    claim_sql, claim_params = claim_statement(task_ids, runner, now, alias)
     claim_sql = f"WITH finished AS ({finish_sql}) {claim_sql}"
     claim_params = finish_params + claim_params
     with connection.cursor() as cursor:
@@ -143,15 +143,17 @@ def _finish_values(
     prep: Any, outcomes: Sequence[Outcome], now: datetime
 ) -> tuple[str, list[Any]]:
     q = _quoted
-    rows = ", ".join(["(%s::uuid, %s, %s::jsonb, %s, %s)"] * len(outcomes))
+    row = "(%s::uuid, %s, %s::jsonb, %s, %s, %s::timestamptz, %s::timestamptz)"
     sql = (
         f"UPDATE {_table()} AS t SET {q('status')} = v.status, "
         f"{q('result')} = v.result, {q('error')} = v.error, "
-        f"{q('traceback')} = v.traceback, {q('finished_at')} = %s "
-        f"FROM (VALUES {rows}) AS v(id, status, result, error, traceback) "
+        f"{q('traceback')} = v.traceback, {q('finished_at')} = v.finished_at, "
+        f"{q('started_at')} = COALESCE(v.started_at, t.{q('started_at')}) "
+        f"FROM (VALUES {', '.join([row] * len(outcomes))}) "
+        "AS v(id, status, result, error, traceback, finished_at, started_at) "
         f"WHERE t.{q('id')} = v.id"
     )
-    params: list[Any] = [prep("finished_at", now)]
+    params: list[Any] = []
     for outcome in outcomes:
         fields = outcome_fields(outcome)
         params += [
@@ -160,13 +162,28 @@ def _finish_values(
             prep("result", fields["result"]),
             fields["error"],
             fields["traceback"],
+            *_times(prep, outcome, now),
         ]
     return sql, params
 
 
-def _claim_statement(
-    prep: Any, task_ids: Sequence[str], runner: Runner, now: datetime
+def _times(prep: Any, outcome: Outcome, now: datetime) -> list[Any]:
+    """``finished_at`` and ``started_at`` of an outcome, ready to store.
+
+    The write comes a little after the call ends, so ``now`` stands in
+    only for an outcome that does not say when it ended.
+    """
+    return [
+        prep("finished_at", outcome.finished_at or now),
+        prep("started_at", outcome.started_at),
+    ]
+
+
+def claim_statement(
+    task_ids: Sequence[str], runner: Runner, now: datetime, alias: str = "default"
 ) -> tuple[str, list[Any]]:
+    """The statement that claims ``task_ids`` for ``runner``, and its values."""
+    prep = _preparer(connections[alias])
     runner_id = prep("runner", runner.id)
     params = [
         Task.Status.RUNNING,
@@ -211,10 +228,12 @@ def _claim_sql(count: int) -> str:
 
 
 def _finish_sql() -> str:
-    assignments = ", ".join(f"{_quoted(name)} = %s" for name in _OUTCOME_COLUMNS)
+    q = _quoted
+    assignments = ", ".join(f"{q(name)} = %s" for name in _OUTCOME_COLUMNS)
     return (
-        f"UPDATE {_table()} SET {assignments}, {_quoted('finished_at')} = %s "
-        f"WHERE {_quoted('id')} = %s"
+        f"UPDATE {_table()} SET {assignments}, {q('finished_at')} = %s, "
+        f"{q('started_at')} = COALESCE(%s, {q('started_at')}) "
+        f"WHERE {q('id')} = %s"
     )
 
 

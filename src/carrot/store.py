@@ -94,9 +94,9 @@ class DjangoTaskStore:
         now = timezone.now()
         cutoff = now - timedelta(seconds=timeout_seconds)
         live = RunnerRow.objects.filter(seen_at__gte=cutoff).values("id")
-        orphans = Task.objects.filter(status=Task.Status.RUNNING).exclude(
-            runner__in=live
-        )
+        orphans = Task.objects.filter(
+            status=Task.Status.RUNNING, finished_at__isnull=True
+        ).exclude(runner__in=live)
 
         failed: int = orphans.filter(attempts__gte=max_attempts).update(
             status=Task.Status.FAILED,
@@ -125,7 +125,9 @@ class DjangoTaskStore:
         )
         if republish_seconds is not None:
             missing |= Q(published_at__lt=now - timedelta(seconds=republish_seconds))
-        due = Task.objects.filter(missing, status=Task.Status.WAITING)
+        due = Task.objects.filter(
+            missing, status=Task.Status.WAITING, finished_at__isnull=True
+        )
         with transaction.atomic():
             # Locked rows are being published by another service right now.
             rows = list(
@@ -213,8 +215,11 @@ def _claim_many(
 def _finish_many(alias: str, outcomes: Sequence[Outcome], now: datetime) -> None:
     """Store outcomes with the ORM, for databases without the fast path."""
     for outcome in outcomes:
+        started = {"started_at": outcome.started_at} if outcome.started_at else {}
         Task.objects.using(alias).filter(pk=outcome.task_id).update(
-            finished_at=now, **sql.outcome_fields(outcome)
+            finished_at=outcome.finished_at or now,
+            **started,
+            **sql.outcome_fields(outcome),
         )
 
 

@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Collection
+from datetime import datetime, timezone
 
 from .errors import InvalidTask
 from .kallable import resolve
@@ -58,6 +59,7 @@ def _call(call: TaskCall, allowed_modules: Collection[str] | None) -> Outcome:
         call.attempt,
         extra=extra,
     )
+    started_at = _now()
     started = time.monotonic()
 
     try:
@@ -77,6 +79,8 @@ def _call(call: TaskCall, allowed_modules: Collection[str] | None) -> Outcome:
             succeeded=False,
             error=_describe(exc),
             traceback=traceback.format_exc(),
+            started_at=started_at,
+            finished_at=_now(),
         )
 
     logger.info(
@@ -85,7 +89,17 @@ def _call(call: TaskCall, allowed_modules: Collection[str] | None) -> Outcome:
         time.monotonic() - started,
         extra={**extra, "action": "succeed"},
     )
-    return Outcome(call.task_id, succeeded=True, result=result)
+    return Outcome(
+        call.task_id,
+        succeeded=True,
+        result=result,
+        started_at=started_at,
+        finished_at=_now(),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _describe(exc: BaseException) -> str:

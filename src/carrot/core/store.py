@@ -13,6 +13,7 @@ import enum
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = [
@@ -62,6 +63,10 @@ class Outcome:
     result: Any = None
     error: str = ""
     traceback: str = ""
+    #: When the call began and ended, where known. The claim may come a
+    #: little before the call, and the write a little after its end.
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class ClaimState(enum.Enum):
