@@ -23,6 +23,7 @@ from kombu.message import Message
 from kombu.messaging import Consumer
 
 from .message import CONTENT_TYPE
+from .recorder import PendingClaim
 from .store import ClaimState
 
 __all__ = ["Delivery", "Lane", "Run"]
@@ -44,6 +45,8 @@ class Run:
 
     task_id: str
     deliveries: list[Delivery]
+    #: Its claim, asked for when the message arrived.
+    claim: PendingClaim
     state: ClaimState | None = None
     #: Set when the outcome could not be stored; the message is requeued.
     error: bool = False
@@ -60,6 +63,8 @@ class Lane:
     queue: Queue
     work: Callable[[Run], None]
     concurrency: int = 0
+    #: Messages the broker sends before any is acknowledged.
+    prefetch: int = 0
     consumer: Consumer | None = None
     _pending: deque[Run] = field(default_factory=deque)
     #: Pool threads taking runs, and those of them running one; guarded by
@@ -131,6 +136,7 @@ class Lane:
             self.concurrency = concurrency
             self._start_threads()
 
+        self.prefetch = prefetch
         if self.consumer is not None:
             self.consumer.qos(prefetch_count=prefetch)
 
@@ -141,29 +147,25 @@ class Lane:
             self._start_threads()
 
     def stop_consuming(self) -> list[Run]:
-        """Cancel the consumer and return the runs that never started.
+        """Cancel the consumer and take back the runs that never started.
 
-        Their messages go back to the queue unrun. The channel stays open
-        until the running tasks are acknowledged on it.
+        The caller hands them back: their claims, then their messages. The
+        channel stays open until the running tasks are acknowledged on it.
         """
         if self.consumer is not None:
             self.consumer.cancel()
             self.consumer = None
-        returned = self._take_pending()
-        for run in returned:
-            for delivery in run.deliveries:
-                delivery.message.requeue()
-        return returned
+        return self._take_pending()
 
-    def drop_channel(self) -> list[Run]:
+    def drop_channel(self) -> None:
         """Forget the channel after the connection is lost.
 
-        Unacknowledged messages are redelivered by the broker, so the
-        waiting runs are dropped without touching the dead channel.
+        The waiting runs stay: their rows are claimed by this process, so
+        they run here, and the copies the broker redelivers are
+        acknowledged once they end, or dropped elsewhere as running here.
         """
         self.consumer = None
         self._channel = None
-        return self._take_pending()
 
     def release_channel(self) -> None:
         """Close the channel of a lane that stopped consuming and is idle."""

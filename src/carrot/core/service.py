@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 _BUSY_POLL_SECONDS = 0.001
 #: How long to wait on the broker while nothing runs.
 _IDLE_POLL_SECONDS = 0.5
+#: How long to wait for an outcome while every lane holds all the messages
+#: its prefetch allows, before reading the socket again.
+_FULL_WAIT_SECONDS = 0.05
 #: Pause before requeueing a task whose outcome could not be stored, so a
 #: database outage does not become a busy loop of redeliveries.
 _STORE_ERROR_PAUSE_SECONDS = 1.0
@@ -204,11 +207,20 @@ class Service:
         self._sync_lanes(connection)
 
     def _drain(self, connection: Connection) -> None:
-        busy = self._running() > 0
         connection.heartbeat_check()
-        timeout = _BUSY_POLL_SECONDS if busy else _IDLE_POLL_SECONDS
+        if self._prefetch_full():
+            # The broker sends nothing more until a message is acknowledged,
+            # so wait for an outcome first: its ack then goes out the moment
+            # it is committed, and the next message follows.
+            self._settle(timeout=_FULL_WAIT_SECONDS)
+
+        timeout = _BUSY_POLL_SECONDS if self._running() else _IDLE_POLL_SECONDS
         with contextlib.suppress(TimeoutError):
             connection.drain_events(timeout=timeout)
+
+    def _prefetch_full(self) -> bool:
+        consuming = [lane.prefetch for lane in self._lanes.values() if lane.consuming]
+        return bool(consuming) and self._running() >= sum(consuming)
 
     def _sync_lanes(self, connection: Connection) -> None:
         """Match the lanes to the enabled workers and their concurrency."""
@@ -226,7 +238,7 @@ class Service:
         for name, lane in self._lanes.items():
             if name not in wanted and lane.consuming:
                 logger.info("worker %s disabled; stop consuming", name)
-                self._forget(lane.stop_consuming())
+                self._hand_back(lane.stop_consuming())
             lane.release_channel()
 
     def _open_lane(self, connection: Connection, name: str, concurrency: int) -> None:
@@ -262,7 +274,10 @@ class Service:
             run.deliveries.append(delivery)
             return
 
-        run = self._inflight[task.task_id] = Run(task.task_id, [delivery])
+        # Claimed now, rather than by the pool thread that takes the run, so
+        # that the messages received together are claimed in one statement.
+        claim = self._recorder.claim(task.task_id)
+        run = self._inflight[task.task_id] = Run(task.task_id, [delivery], claim)
         lane.add(run)
 
     def _decode(self, lane: Lane, message: Message) -> TaskMessage | None:
@@ -287,7 +302,7 @@ class Service:
         try:
             run.state = execute(
                 self._recorder,
-                run.task_id,
+                run.claim,
                 lambda error: self._recorded(run, error),
                 self._config.allowed_modules,
             )
@@ -330,7 +345,7 @@ class Service:
     def _shutdown(self, connection: Connection) -> None:
         """Requeue unstarted messages, then wait for the running tasks."""
         for lane in self._lanes.values():
-            self._forget(lane.stop_consuming())
+            self._hand_back(lane.stop_consuming())
         running = self._running()
         if running:
             logger.info(
@@ -369,14 +384,37 @@ class Service:
             # Harmless: the runner's row goes stale and is ignored.
             logger.exception("could not remove this service from the database")
 
-    def _forget(self, runs: list[Run]) -> None:
+    def _hand_back(self, runs: list[Run]) -> None:
+        """Release the claims of runs that never started; requeue them."""
+        claimed = [run.task_id for run in runs if self._was_claimed(run)]
+        if claimed:
+            try:
+                self._store.release(claimed, self._runner)
+            except Exception:
+                # The rows stay claimed by this service until it stops;
+                # then other services' recovery hands them back.
+                logger.exception(
+                    "could not hand back %d claimed task(s)", len(claimed)
+                )
+
         for run in runs:
             self._inflight.pop(run.task_id, None)
+            for delivery in run.deliveries:
+                # A message of an earlier connection is redelivered already.
+                if delivery.generation == self._generation:
+                    delivery.message.requeue()
+
+    def _was_claimed(self, run: Run) -> bool:
+        try:
+            return run.claim.wait().state is ClaimState.CLAIMED
+        except Exception:
+            # The claim was never committed: nothing to release.
+            return False
 
     def _forget_channels(self) -> None:
         self._generation += 1
         for lane in self._lanes.values():
-            self._forget(lane.drop_channel())
+            lane.drop_channel()
         self._settle()
 
     def _close_lanes(self) -> None:
