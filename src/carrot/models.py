@@ -7,7 +7,7 @@ the message on the broker only names the row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -169,6 +169,27 @@ class Task(models.Model):
         if self._state.adding:
             self.validate()
         super().save(*args, **kwargs)
+
+    def _do_insert(
+        self,
+        manager: models.Manager[Task],
+        using: str,
+        fields: Sequence[models.Field[Any, Any]],
+        returning_fields: Sequence[models.Field[Any, Any]],
+        raw: bool,
+    ) -> list[Any]:
+        # Compiling the INSERT costs more than sending it; a task's statement
+        # is the same every time, so it is compiled once. A raw save, such as
+        # loaddata's, or one that must read columns back, goes Django's way.
+        from .sql import insert_task
+
+        if not raw and not returning_fields and insert_task(self, fields, using):
+            return []
+        # django-stubs leave this hook of Model.save_base out.
+        rows: list[Any] = super()._do_insert(  # type: ignore[misc]
+            manager, using, fields, returning_fields, raw
+        )
+        return rows
 
     def validate(self) -> None:
         """Raise `InvalidTask` unless the row can be stored and run."""

@@ -1,12 +1,12 @@
-"""The service's two hottest statements, written by hand.
+"""The hottest statements: creating, claiming and settling a task.
 
-Every task is claimed and settled once. The ORM cannot return columns
-from an UPDATE, so a claim would take a second query, and compiling ORM
-queries costs more than a no-op task. These statements are built from the
-model's own table and column names, and values go through the fields' own
-conversions, so they store exactly what the ORM would. They serve
-PostgreSQL and SQLite; other databases take the ORM path in
-`carrot.store`.
+Every task is created, claimed and settled once. The ORM cannot return
+columns from an UPDATE, so a claim would take a second query, and
+compiling ORM queries costs more than a no-op task. These statements are
+built from the model's own table and column names, and values go through
+the fields' own conversions, so they store exactly what the ORM would.
+They serve PostgreSQL and SQLite; other databases take the ORM path in
+`carrot.store` and `Task.save`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
+from django.db.models.sql import InsertQuery
 
 from .core.store import Outcome, Runner, TaskCall
 from .models import Task
@@ -27,6 +28,7 @@ __all__ = [
     "claim_many",
     "claim_statement",
     "finish_many",
+    "insert_task",
     "mark_published",
     "outcome_fields",
     "record_in_one_statement",
@@ -35,6 +37,9 @@ __all__ = [
 
 #: The columns an outcome sets, besides ``finished_at`` and ``started_at``.
 _OUTCOME_COLUMNS = ("status", "result", "error", "traceback")
+
+#: INSERT statements Django compiled, by database and the fields they set.
+_INSERTS: dict[tuple[str, str, tuple[int, ...]], str] = {}
 
 
 def supports_returning(connection: BaseDatabaseWrapper) -> bool:
@@ -53,6 +58,32 @@ def outcome_fields(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error,
         "traceback": outcome.traceback,
     }
+
+
+def insert_task(task: Task, fields: Sequence[Field[Any, Any]], alias: str) -> bool:
+    """Insert ``task`` as `Task.save` would, with a statement compiled once.
+
+    Each field's ``pre_save()`` and ``get_db_prep_save()`` give the values,
+    as in Django's own INSERT. Returns False, having sent nothing, where
+    Django must compile the statement itself: on other databases, or when
+    a value is an expression.
+    """
+    connection = connections[alias]
+    if not supports_returning(connection):
+        return False
+    values = [field.pre_save(task, True) for field in fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        # Django runs pre_save() again; on Task's fields it only reads the
+        # attribute.
+        return False
+
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection, fields, task), params)
+    return True
 
 
 def claim_many(
@@ -225,6 +256,31 @@ def _claim_sql(count: int) -> str:
         f"RETURNING {q('id')}, {q('kallable')}, {q('args')}, {q('kwargs')}, "
         f"{q('attempts')}"
     )
+
+
+def _insert_sql(
+    connection: BaseDatabaseWrapper, fields: Sequence[Field[Any, Any]], task: Task
+) -> str:
+    # A model's fields live as long as the process, so their ids name them
+    # for less than hashing the fields themselves costs.
+    key = (connection.alias, connection.vendor, tuple(map(id, fields)))
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = _INSERTS[key] = _compile_insert(connection, fields, task)
+    return statement
+
+
+def _compile_insert(
+    connection: BaseDatabaseWrapper, fields: Sequence[Field[Any, Any]], task: Task
+) -> str:
+    # Django's compiler writes the statement from one row. Compiled raw, it
+    # reads the values as they are rather than running pre_save() again;
+    # only the text is kept. Every field of Task takes a plain placeholder,
+    # so the text does not depend on the values.
+    query = InsertQuery(Task)
+    query.insert_values(fields, [task], raw=True)
+    ((statement, _values),) = query.get_compiler(connection=connection).as_sql()
+    return str(statement)
 
 
 def _finish_sql() -> str:
