@@ -18,6 +18,7 @@ from django.db.models.functions import Lower
 from django.db.models.signals import post_save, pre_save
 
 from carrot import sql
+from carrot.core import InvalidTask
 from carrot.models import Task
 from carrot.publishing import flush
 from tests.conftest import queue_size
@@ -212,4 +213,41 @@ def test_bulk_create_is_left_to_django(orm_inserts: list[object]):
     tasks = Task.objects.bulk_create([Task(kallable=ADD), Task(kallable=ADD)])
 
     assert orm_inserts == tasks
+    assert Task.objects.count() == 2
+
+
+# -- the kallable, checked once ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kallable", "complaint"),
+    [
+        ("tests.examples.tasks.Dog.not_callable", "cannot be called"),
+        ("tests.examples.nowhere.run", "does not exist"),
+        (["tests", "examples"], "kallable must be a dotted path"),
+        (None, "kallable must be a dotted path"),
+    ],
+)
+def test_a_bad_kallable_is_refused_after_a_good_one_was_remembered(
+    kallable: object, complaint: str
+):
+    Task.objects.create(kallable=ADD)
+
+    for _ in range(2):
+        with pytest.raises(InvalidTask, match=complaint):
+            Task.objects.create(kallable=kallable)
+    assert Task.objects.count() == 1
+
+
+def test_a_remembered_kallable_is_checked_again_when_the_allowed_modules_change(
+    settings: Any,
+):
+    Task.objects.create(kallable=ADD)
+    settings.CARROT_ALLOWED_MODULES = ["shop.tasks"]
+
+    with pytest.raises(InvalidTask, match="add its module to CARROT_ALLOWED_MODULES"):
+        Task.objects.create(kallable=ADD)
+
+    settings.CARROT_ALLOWED_MODULES = ["tests.examples"]
+    Task.objects.create(kallable=ADD)
     assert Task.objects.count() == 2

@@ -194,7 +194,7 @@ class Task(models.Model):
     def validate(self) -> None:
         """Raise `InvalidTask` unless the row can be stored and run."""
         config = get_config()
-        resolve(self.kallable, config.allowed_modules)
+        _check_kallable(self.kallable, config.allowed_modules)
         self.args = check_args(self.args)
         self.kwargs = check_kwargs(self.kwargs)
         check_size(self.args, self.kwargs, config.max_payload_bytes)
@@ -208,6 +208,23 @@ class Task(models.Model):
             self.validate()
         except InvalidTask as exc:
             raise ValidationError(str(exc)) from None
+
+
+#: The kallables that resolved, with the allowed modules of the check. A
+#: module once imported stays imported, so they would resolve again; one
+#: that failed is tried again every time.
+_RESOLVED: set[tuple[str, tuple[str, ...] | None]] = set()
+
+
+def _check_kallable(path: str, allowed_modules: tuple[str, ...] | None) -> None:
+    # Resolving a method looks for a module of the class's name first, which
+    # costs more than a row's other checks together. Only a string can be
+    # remembered; `resolve` refuses anything else.
+    key = (path, allowed_modules)
+    if isinstance(path, str) and key in _RESOLVED:
+        return
+    resolve(path, allowed_modules)
+    _RESOLVED.add(key)
 
 
 class Runner(models.Model):
