@@ -315,7 +315,6 @@ class _MemoryStore:
     def __init__(self, calls: dict[str, TaskCall]) -> None:
         self.calls = calls
         self.results: dict[str, Any] = {}
-        self.claimed: dict[str, TaskCall] = {}
         self.lock = threading.Lock()
 
     def enabled_workers(self) -> Mapping[str, int]:
@@ -330,20 +329,12 @@ class _MemoryStore:
             )
         with self.lock:
             calls = {task_id: self.calls.pop(task_id, None) for task_id in claims}
-            self.claimed.update(
-                (task_id, call) for task_id, call in calls.items() if call
-            )
         return {
             task_id: Claim(ClaimState.MISSING)
             if call is None
             else Claim(ClaimState.CLAIMED, call)
             for task_id, call in calls.items()
         }
-
-    def release(self, task_ids: Sequence[str], runner: Runner) -> None:
-        with self.lock:
-            for task_id in task_ids:
-                self.calls[task_id] = self.claimed.pop(task_id)
 
     def close(self) -> None:
         pass

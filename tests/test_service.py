@@ -291,40 +291,6 @@ def test_a_stopping_service_finishes_the_running_task_before_it_acks(acks):
     assert queue_size() == 0
 
 
-def test_a_stopping_service_hands_back_the_claimed_tasks_it_never_started(acks):
-    set_worker(concurrency=1)
-    gate = uuid.uuid4().hex
-    running = Task.objects.create(kallable=WAIT_AT_GATE, args=[gate])
-    waiting = [
-        Task.objects.create(kallable="tests.examples.tasks.add", args=[n, n])
-        for n in range(3)
-    ]
-
-    with serve() as (service, thread):
-        wait_for(lambda: tasks.gate_reached(gate), what="the task to start")
-        # Prefetched, so claimed by this service ahead of a free thread.
-        claimed = Task.objects.filter(
-            pk__in=[task.pk for task in waiting], status=Task.Status.RUNNING
-        )
-        wait_for(lambda: claimed.count() == 3, what="the others to be claimed")
-        service.stop()
-        wait_for(lambda: queue_size() == 3, what="the others to be requeued")
-        tasks.open_gate(gate)
-        thread.join(30)
-
-    assert finished(running)[0].status == Task.Status.SUCCEEDED
-    rows = Task.objects.in_bulk([task.pk for task in waiting])
-    assert {row.status for row in rows.values()} == {Task.Status.WAITING}
-    assert {row.attempts for row in rows.values()} == {0}
-    assert queue_size() == 3
-    assert acks == [(str(running.pk), Task.Status.SUCCEEDED)]
-
-    with serve():
-        done = finished(*waiting)
-    assert [row.result for row in done] == [0, 2, 4]
-    assert [row.attempts for row in done] == [1, 1, 1]
-
-
 class _Trap:
     """Records a call if a service ever unpickles it."""
 

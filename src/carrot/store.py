@@ -76,15 +76,6 @@ class DjangoTaskStore:
             for task_id in claims
         }
 
-    def release(self, task_ids: Sequence[str], runner: Runner) -> None:
-        self._ready_connections()
-        Task.objects.filter(
-            pk__in=[task_id for task_id in task_ids if _is_uuid(task_id)],
-            status=Task.Status.RUNNING,
-            runner=runner.id,
-            finished_at__isnull=True,
-        ).update(status=Task.Status.WAITING, attempts=F("attempts") - 1)
-
     def register(self, runner: Runner) -> None:
         self._ready_connections()
         RunnerRow.objects.update_or_create(

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from .errors import InvalidTask
 from .kallable import resolve
 from .payload import check_json
-from .recorder import PendingClaim, Recorder
+from .recorder import Recorder
 from .store import ClaimState, Outcome, TaskCall
 
 __all__ = ["execute"]
@@ -25,23 +25,22 @@ _MISSING_ROW_PAUSES_SECONDS = (0.1, 0.4, 1.5)
 
 def execute(
     recorder: Recorder,
-    pending: PendingClaim,
+    task_id: str,
     on_recorded: Callable[[BaseException | None], None],
     allowed_modules: Collection[str] | None = None,
 ) -> ClaimState:
-    """Run the task of ``pending``, a claim asked of ``recorder``, if claimed.
+    """Run the task row ``task_id`` if it can be claimed.
 
     Returns the state of the claim. When it is ``CLAIMED`` the task has run
     and ``on_recorded`` is called once its outcome is committed (or could
     not be); only then may the message be acknowledged.
     """
-    task_id = pending.task_id
-    claim = pending.wait()
+    claim = recorder.claim(task_id)
     for pause in _MISSING_ROW_PAUSES_SECONDS:
         if claim.state is not ClaimState.MISSING:
             break
         time.sleep(pause)
-        claim = recorder.claim(task_id).wait()
+        claim = recorder.claim(task_id)
 
     if claim.call is None:
         _log_unclaimed(task_id, claim.state)

@@ -23,7 +23,6 @@ from kombu.message import Message
 from kombu.messaging import Consumer
 
 from .message import CONTENT_TYPE
-from .recorder import PendingClaim
 from .store import ClaimState
 
 __all__ = ["Delivery", "Lane", "Run"]
@@ -45,8 +44,6 @@ class Run:
 
     task_id: str
     deliveries: list[Delivery]
-    #: Its claim, asked for when the message arrived.
-    claim: PendingClaim
     state: ClaimState | None = None
     #: Set when the outcome could not be stored; the message is requeued.
     error: bool = False
@@ -147,25 +144,29 @@ class Lane:
             self._start_threads()
 
     def stop_consuming(self) -> list[Run]:
-        """Cancel the consumer and take back the runs that never started.
+        """Cancel the consumer and return the runs that never started.
 
-        The caller hands them back: their claims, then their messages. The
-        channel stays open until the running tasks are acknowledged on it.
+        Their messages go back to the queue unrun. The channel stays open
+        until the running tasks are acknowledged on it.
         """
         if self.consumer is not None:
             self.consumer.cancel()
             self.consumer = None
-        return self._take_pending()
+        returned = self._take_pending()
+        for run in returned:
+            for delivery in run.deliveries:
+                delivery.message.requeue()
+        return returned
 
-    def drop_channel(self) -> None:
+    def drop_channel(self) -> list[Run]:
         """Forget the channel after the connection is lost.
 
-        The waiting runs stay: their rows are claimed by this process, so
-        they run here, and the copies the broker redelivers are
-        acknowledged once they end, or dropped elsewhere as running here.
+        Unacknowledged messages are redelivered by the broker, so the
+        waiting runs are dropped without touching the dead channel.
         """
         self.consumer = None
         self._channel = None
+        return self._take_pending()
 
     def release_channel(self) -> None:
         """Close the channel of a lane that stopped consuming and is idle."""

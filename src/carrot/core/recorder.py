@@ -2,12 +2,10 @@
 
 Every task costs two writes, a claim before it runs and its outcome after.
 Committed one by one they would cost a disk flush each; the recorder
-gathers whatever was asked for meanwhile and commits it in one
-transaction. The service asks for a task's claim as soon as its message
-arrives, so the claims of every message received together go in one
-statement; the pool thread that takes the task waits for its claim,
-because a task must not run before its claim is committed. Nobody waits
-for an outcome: its message is acknowledged once the outcome is committed.
+gathers whatever the pool threads asked for meanwhile and commits it in
+one transaction. A pool thread waits for its claim, because a task must
+not run before its claim is committed; it does not wait for its outcome,
+whose message is acknowledged once the outcome is committed.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from dataclasses import dataclass, field
 from .batching import next_batch
 from .store import Claim, Outcome, Runner, TaskStore
 
-__all__ = ["PendingClaim", "Recorder"]
+__all__ = ["Recorder"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +32,11 @@ class _Request:
 
 
 @dataclass
-class PendingClaim(_Request):
-    """A claim asked of the recorder; `wait` returns it once committed."""
-
+class _ClaimRequest(_Request):
     task_id: str
     done: threading.Event = field(default_factory=threading.Event)
     claim: Claim | None = None
     error: BaseException | None = None
-
-    def wait(self) -> Claim:
-        """Return the claim once committed; raise the store's error if not."""
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        assert self.claim is not None
-        return self.claim
 
 
 @dataclass
@@ -80,11 +68,15 @@ class Recorder:
             self._thread.join()
             self._thread = None
 
-    def claim(self, task_id: str) -> PendingClaim:
-        """Ask to claim the row ``task_id``; returns at once."""
-        request = PendingClaim(task_id)
+    def claim(self, task_id: str) -> Claim:
+        """Claim the row ``task_id``; returns once the claim is committed."""
+        request = _ClaimRequest(task_id)
         self._queue.put(request)
-        return request
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.claim is not None
+        return request.claim
 
     def settle(
         self, outcome: Outcome, on_recorded: Callable[[BaseException | None], None]
@@ -97,7 +89,7 @@ class Recorder:
             self._write(batch)
 
     def _write(self, batch: list[_Request]) -> None:
-        claims = [r for r in batch if isinstance(r, PendingClaim)]
+        claims = [r for r in batch if isinstance(r, _ClaimRequest)]
         outcomes = [r for r in batch if isinstance(r, _OutcomeRequest)]
         try:
             result = self._store.record(
@@ -118,7 +110,7 @@ class Recorder:
 
     def _answer(
         self,
-        claims: list[PendingClaim],
+        claims: list[_ClaimRequest],
         outcomes: list[_OutcomeRequest],
         result: Mapping[str, Claim] | None,
         error: BaseException | None,

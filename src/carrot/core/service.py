@@ -238,7 +238,7 @@ class Service:
         for name, lane in self._lanes.items():
             if name not in wanted and lane.consuming:
                 logger.info("worker %s disabled; stop consuming", name)
-                self._hand_back(lane.stop_consuming())
+                self._forget(lane.stop_consuming())
             lane.release_channel()
 
     def _open_lane(self, connection: Connection, name: str, concurrency: int) -> None:
@@ -274,10 +274,7 @@ class Service:
             run.deliveries.append(delivery)
             return
 
-        # Claimed now, rather than by the pool thread that takes the run, so
-        # that the messages received together are claimed in one statement.
-        claim = self._recorder.claim(task.task_id)
-        run = self._inflight[task.task_id] = Run(task.task_id, [delivery], claim)
+        run = self._inflight[task.task_id] = Run(task.task_id, [delivery])
         lane.add(run)
 
     def _decode(self, lane: Lane, message: Message) -> TaskMessage | None:
@@ -302,7 +299,7 @@ class Service:
         try:
             run.state = execute(
                 self._recorder,
-                run.claim,
+                run.task_id,
                 lambda error: self._recorded(run, error),
                 self._config.allowed_modules,
             )
@@ -345,7 +342,7 @@ class Service:
     def _shutdown(self, connection: Connection) -> None:
         """Requeue unstarted messages, then wait for the running tasks."""
         for lane in self._lanes.values():
-            self._hand_back(lane.stop_consuming())
+            self._forget(lane.stop_consuming())
         running = self._running()
         if running:
             logger.info(
@@ -384,37 +381,14 @@ class Service:
             # Harmless: the runner's row goes stale and is ignored.
             logger.exception("could not remove this service from the database")
 
-    def _hand_back(self, runs: list[Run]) -> None:
-        """Release the claims of runs that never started; requeue them."""
-        claimed = [run.task_id for run in runs if self._was_claimed(run)]
-        if claimed:
-            try:
-                self._store.release(claimed, self._runner)
-            except Exception:
-                # The rows stay claimed by this service until it stops;
-                # then other services' recovery hands them back.
-                logger.exception(
-                    "could not hand back %d claimed task(s)", len(claimed)
-                )
-
+    def _forget(self, runs: list[Run]) -> None:
         for run in runs:
             self._inflight.pop(run.task_id, None)
-            for delivery in run.deliveries:
-                # A message of an earlier connection is redelivered already.
-                if delivery.generation == self._generation:
-                    delivery.message.requeue()
-
-    def _was_claimed(self, run: Run) -> bool:
-        try:
-            return run.claim.wait().state is ClaimState.CLAIMED
-        except Exception:
-            # The claim was never committed: nothing to release.
-            return False
 
     def _forget_channels(self) -> None:
         self._generation += 1
         for lane in self._lanes.values():
-            lane.drop_channel()
+            self._forget(lane.drop_channel())
         self._settle()
 
     def _close_lanes(self) -> None:

@@ -108,13 +108,6 @@ class TaskStore(Protocol):
         Returns the claim of each id in ``claims``.
         """
 
-    def release(self, task_ids: Sequence[str], runner: Runner) -> None:
-        """Hand back rows that ``runner`` claimed but never started.
-
-        Each goes back to waiting, its claim not counted as an attempt,
-        unless it is no longer running on ``runner``.
-        """
-
     def close(self) -> None:
         """Release what the store holds; the service has stopped."""
 
