@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from carrot import sql
@@ -84,11 +84,39 @@ def test_a_claim_finds_its_rows_by_primary_key_however_many_wait():
         Task(kallable="tests.examples.tasks.noop") for _ in range(2_000)
     )
     ids = [str(pk) for pk in Task.objects.values_list("pk", flat=True)[:4]]
-    statement, params = sql.claim_statement(ids, Runner("host", 1), timezone.now())
 
+    for relaxed in (False, True):
+        statement, params = sql.claim_statement(
+            ids, Runner("host", 1), timezone.now(), relaxed=relaxed
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {statement}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+
+        used = set(re.findall(r"Index (?:Only )?Scan on (\w+)", plan))
+        assert used == {"carrot_task_pkey"}, plan
+
+
+def test_a_relaxed_claim_skips_the_flush_of_its_own_transaction_only():
+    tasks = Task.objects.bulk_create(
+        Task(kallable="tests.examples.tasks.noop") for _ in range(3)
+    )
+    ids = [str(task.pk) for task in tasks]
+
+    with transaction.atomic():
+        now = timezone.now()
+        calls = sql.claim_many("default", ids, Runner("host", 1), now, relaxed=True)
+        inside = synchronous_commit()
+
+    assert sorted(calls) == sorted(ids)
+    assert inside == "off"
+    assert synchronous_commit() == "on"
+    running = Task.objects.filter(pk__in=ids, status=Task.Status.RUNNING)
+    assert running.count() == 3
+
+
+def synchronous_commit() -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN {statement}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-
-    used = set(re.findall(r"Index (?:Only )?Scan on (\w+)", plan))
-    assert used == {"carrot_task_pkey"}, plan
+        cursor.execute("SHOW synchronous_commit")
+        (value,) = cursor.fetchone()
+    return str(value)

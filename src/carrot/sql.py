@@ -87,13 +87,27 @@ def insert_task(task: Task, fields: Sequence[Field[Any, Any]], alias: str) -> bo
 
 
 def claim_many(
-    alias: str, task_ids: Sequence[str], runner: Runner, now: datetime
+    alias: str,
+    task_ids: Sequence[str],
+    runner: Runner,
+    now: datetime,
+    *,
+    relaxed: bool = False,
 ) -> dict[str, TaskCall]:
-    """Claim the claimable rows among ``task_ids`` in one statement."""
+    """Claim the claimable rows among ``task_ids`` in one statement.
+
+    On PostgreSQL, ``relaxed`` commits the claim without waiting for the
+    WAL flush. Other transactions see it at once, so no second service
+    claims the rows; only a crash of PostgreSQL itself can lose it, and
+    then the task had not ended: its message is unacknowledged, the broker
+    delivers it again and the row, back to waiting, is claimed again. An
+    outcome is always committed durably, and its flush takes every earlier
+    claim along. It saves a disk flush on the way to a task's start.
+    """
     if not task_ids:
         return {}
     connection = connections[alias]
-    sql, params = claim_statement(task_ids, runner, now, alias)
+    sql, params = claim_statement(task_ids, runner, now, alias, relaxed=relaxed)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -131,7 +145,7 @@ def record_in_one_statement(
     PostgreSQL requires of a statement that updates a table twice.
     """
     if not outcomes:
-        return claim_many(alias, task_ids, runner, now)
+        return claim_many(alias, task_ids, runner, now, relaxed=True)
     connection = connections[alias]
     prep = _preparer(connection)
     finish_sql, finish_params = _finish_values(prep, outcomes, now)
@@ -211,9 +225,17 @@ def _times(prep: Any, outcome: Outcome, now: datetime) -> list[Any]:
 
 
 def claim_statement(
-    task_ids: Sequence[str], runner: Runner, now: datetime, alias: str = "default"
+    task_ids: Sequence[str],
+    runner: Runner,
+    now: datetime,
+    alias: str = "default",
+    *,
+    relaxed: bool = False,
 ) -> tuple[str, list[Any]]:
-    """The statement that claims ``task_ids`` for ``runner``, and its values."""
+    """The statement that claims ``task_ids`` for ``runner``, and its values.
+
+    ``relaxed``, for PostgreSQL only, is described in `claim_many`.
+    """
     prep = _preparer(connections[alias])
     runner_id = prep("runner", runner.id)
     params = [
@@ -228,7 +250,7 @@ def claim_statement(
         Task.Status.RUNNING,
         runner_id,
     ]
-    return _claim_sql(len(task_ids)), params
+    return _claim_sql(len(task_ids), relaxed), params
 
 
 def _calls(rows: Sequence[Any], connection: BaseDatabaseWrapper) -> dict[str, TaskCall]:
@@ -241,11 +263,15 @@ def _calls(rows: Sequence[Any], connection: BaseDatabaseWrapper) -> dict[str, Ta
     }
 
 
-def _claim_sql(count: int) -> str:
+def _claim_sql(count: int, relaxed: bool = False) -> str:
     q = _quoted
     placeholders = ", ".join(["%s"] * count)
+    # set_config(..., true) lasts for this statement's own transaction; the
+    # EXISTS makes PostgreSQL evaluate it.
+    relax = "SELECT set_config('synchronous_commit', 'off', true)"
     return (
-        f"UPDATE {_table()} SET {q('status')} = %s, "
+        (f"WITH relaxed AS ({relax}) " if relaxed else "")
+        + f"UPDATE {_table()} SET {q('status')} = %s, "
         f"{q('attempts')} = {q('attempts')} + 1, {q('host')} = %s, "
         f"{q('pid')} = %s, {q('runner')} = %s, {q('started_at')} = %s, "
         # A row claimed was published, whether or not its publisher has
@@ -253,7 +279,8 @@ def _claim_sql(count: int) -> str:
         f"{q('published_at')} = COALESCE({q('published_at')}, %s) "
         f"WHERE {q('id')} IN ({placeholders}) AND ({q('status')} = %s "
         f"OR ({q('status')} = %s AND {q('runner')} = %s)) "
-        f"RETURNING {q('id')}, {q('kallable')}, {q('args')}, {q('kwargs')}, "
+        + ("AND EXISTS (SELECT FROM relaxed) " if relaxed else "")
+        + f"RETURNING {q('id')}, {q('kallable')}, {q('args')}, {q('kwargs')}, "
         f"{q('attempts')}"
     )
 
