@@ -2,7 +2,7 @@
 
 N persistent messages shaped like carrot's are published one at a time
 with publisher confirms, then consumed with a manual ack each, at
-carrot's default prefetch (concurrency 4 x multiplier 2).
+carrot's default prefetch for a worker of concurrency 4.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import uuid
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu.message import Message
 
+from carrot.core import Config
+
 from . import services
 from .cases import STALL_SECONDS, Sizes
 from .results import Results, repeat
 from .services import BenchError
 
 #: carrot's default prefetch for one worker: concurrency x multiplier.
-PREFETCH = 8
+PREFETCH = 4 * Config().prefetch_multiplier
 
 
 def run(results: Results, sizes: Sizes) -> None:
