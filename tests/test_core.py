@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import queue
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,7 @@ from carrot.core import (
     TaskStore,
     resolve,
 )
+from carrot.core.batching import next_batch
 from carrot.core.config import check_worker_name
 from carrot.core.payload import check_args, check_json, check_kwargs, check_size
 from tests.conftest import wait_for
@@ -254,6 +256,53 @@ def test_the_broker_url_fit_for_logs_hides_the_password():
     assert "rabbit" in broker.safe_url
 
 
+# -- batches ----------------------------------------------------------------------
+
+
+def _queue_of(*items: str | None) -> queue.SimpleQueue[str | None]:
+    source: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    for item in items:
+        source.put(item)
+    return source
+
+
+def test_a_batch_takes_what_is_queued_up_to_its_limit():
+    source = _queue_of("a", "b", "c")
+
+    assert next_batch(source, 2) == ["a", "b"]
+    assert next_batch(source, 2) == ["c"]
+
+
+def test_a_batch_expecting_more_waits_for_an_item_still_on_its_way():
+    source = _queue_of("a")
+    late = threading.Timer(0.05, source.put, args=("b",))
+    late.start()
+
+    batch = next_batch(source, 10, expected=2, linger_seconds=30)
+
+    late.join()
+    assert batch == ["a", "b"]
+
+
+def test_a_batch_expecting_nothing_does_not_wait():
+    source = _queue_of("a")
+    late = threading.Timer(0.05, source.put, args=("b",))
+    late.start()
+
+    batch = next_batch(source, 10, linger_seconds=30)
+
+    late.join()
+    assert batch == ["a"]
+    assert next_batch(source, 10) == ["b"]
+
+
+def test_a_stop_while_a_batch_waits_hands_out_the_batch_then_ends():
+    source = _queue_of("a", None)
+
+    assert next_batch(source, 10, expected=5, linger_seconds=30) == ["a"]
+    assert next_batch(source, 10) == []
+
+
 # -- the core alone ---------------------------------------------------------------
 
 #: Imports every module of ``carrot.core`` while any import of Django fails.
@@ -377,29 +426,53 @@ def test_the_store_for_core_tests_implements_the_whole_protocol():
     assert wanted <= set(vars(_MemoryStore))
 
 
-def test_the_core_service_runs_tasks_from_any_store():
-    config = Config(
+def _memory_config(**options: Any) -> Config:
+    return Config(
         broker_url="memory://",
         queue_prefix=f"carrot-core-{uuid.uuid4().hex[:12]}",
         transport_options={"polling_interval": 0.01},
         refresh_seconds=0.2,
+        **options,
     )
-    calls = {
-        "one": TaskCall("one", "tests.examples.tasks.add", [1, 2]),
-        "two": TaskCall("two", "tests.examples.tasks.fail", ["no"]),
-    }
-    store = _MemoryStore(dict(calls))
+
+
+def _serve(config: Config, store: _MemoryStore, task_ids: list[str]) -> None:
+    """Publish ``task_ids`` to a running service; return once all are stored."""
     service = Service(store, config)
     thread = threading.Thread(target=service.start)
     thread.start()
     try:
         assert service.ready.wait(15)
-        _publish(config, list(calls))
+        _publish(config, task_ids)
 
-        wait_for(lambda: len(store.results) == 2, what="both tasks")
+        wait_for(lambda: len(store.results) == len(task_ids), what="every task")
     finally:
         service.stop()
         thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_the_core_service_runs_tasks_from_any_store():
+    calls = {
+        "one": TaskCall("one", "tests.examples.tasks.add", [1, 2]),
+        "two": TaskCall("two", "tests.examples.tasks.fail", ["no"]),
+    }
+    store = _MemoryStore(dict(calls))
+
+    _serve(_memory_config(), store, list(calls))
 
     assert store.results == {"one": 3, "two": "ValueError: no"}
-    assert not thread.is_alive()
+
+
+def test_a_service_whose_prefetch_is_always_full_still_runs_every_task():
+    # A prefetch of one message per thread: the broker sends the next only
+    # once a message is acknowledged, so every task waits on an outcome.
+    numbers = range(20)
+    calls = {
+        f"t{n}": TaskCall(f"t{n}", "tests.examples.tasks.add", [n, 1]) for n in numbers
+    }
+    store = _MemoryStore(dict(calls))
+
+    _serve(_memory_config(prefetch_multiplier=1), store, list(calls))
+
+    assert store.results == {f"t{n}": n + 1 for n in numbers}
