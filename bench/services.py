@@ -133,15 +133,24 @@ def versions() -> str:
 
 
 def git_describe() -> str:
-    # The benchmark measures the working tree, which may differ from HEAD.
-    described = subprocess.run(
-        ["git", "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).parent,
+    """The commit measured, with ``-dirty`` if the code differs from it.
+
+    The benchmark measures the working tree. Its own earlier outputs in
+    ``docs/bench`` change nothing it measures, so they are left out.
+    """
+    root = Path(__file__).parent.parent
+    commit = _git(root, "rev-parse", "--short", "HEAD")
+    if not commit:
+        return "an unknown commit"
+    changed = _git(root, "status", "--porcelain", "--", ".", ":(exclude)docs/bench")
+    return f"{commit}-dirty" if changed else commit
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=False, cwd=root
     )
-    return described.stdout.strip() or "an unknown commit"
+    return done.stdout.strip()
 
 
 def pg_stats() -> dict[str, int]:
