@@ -21,6 +21,7 @@ ROWS = (
     ("kombu", "kombu alone: publish with confirms / consume with acks (ceiling)"),
     ("carrot.1x4", "carrot, 1 process x 4 (confirms, a row per task)"),
     ("carrot.2x4", "carrot, 2 processes x 4 (confirms, a row per task)"),
+    ("carrot.1x16", "carrot, 1 process x 16 (confirms, a row per task)"),
     ("celery.plain", "Celery 5 threads x 4, no result store, no confirms"),
     ("celery.confirm", "Celery 5 threads x 4, confirm_publish"),
     ("celery.results", "Celery 5 threads x 4, django-celery-results"),

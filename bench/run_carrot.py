@@ -1,7 +1,9 @@
 """carrot: enqueue rates, end to end, drain, latency and memory.
 
 The service runs as ``python -m bench.carrot_service``: one process at
-concurrency 4 (the ``default`` worker's), or two such processes. The
+concurrency 4 (the ``default`` worker's), or two such processes; for the
+drain also one process at concurrency 16, to show what sharing each
+commit among more tasks gives. The
 benchmark process creates the tasks through the ORM, as an application
 would, and reads their rows to know when they have finished.
 """
@@ -16,6 +18,7 @@ from django.db.models import Max, Min
 
 from carrot import publishing
 from carrot.models import Task
+from carrot.models import Worker as WorkerRow
 
 from . import cases, services
 from .cases import Sizes, Stall, System
@@ -37,11 +40,18 @@ POLL_SECONDS = 0.25
 
 
 class CarrotSystem(System):
-    """carrot's service in ``processes`` processes of concurrency 4."""
+    """carrot's service in ``processes`` processes of ``concurrency``."""
 
-    def __init__(self, processes: int = 1, profile_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        processes: int = 1,
+        profile_dir: Path | None = None,
+        *,
+        concurrency: int = 4,
+    ) -> None:
         self.processes = processes
-        self.row = f"carrot.{processes}x4"
+        self.concurrency = concurrency
+        self.row = f"carrot.{processes}x{concurrency}"
         self.profile_dir = profile_dir
 
     def workers(self) -> list[Worker]:
@@ -57,6 +67,12 @@ class CarrotSystem(System):
             )
             for index in range(self.processes)
         ]
+
+    def start(self, workers: list[Worker]) -> None:
+        # The worker row outlives every run, so each run sets the
+        # concurrency it measures.
+        WorkerRow.objects.filter(name="default").update(concurrency=self.concurrency)
+        super().start(workers)
 
     def send(self, tag: str) -> None:
         Task.objects.create(kallable=WARMUP if tag.startswith("warmup") else NOOP)
@@ -115,12 +131,15 @@ def run(results: Results, sizes: Sizes) -> None:
             sizes.repeats,
             lambda count=count: _drain_with_memory(one, count, sizes),  # type: ignore[misc]
         )
-    repeat(
-        results,
-        "carrot.2x4/drain",
-        sizes.repeats,
-        lambda: {"drain": cases.drain(two, sizes.drain_count)[0]["drain"]},
-    )
+    for system in (two, CarrotSystem(1, concurrency=16)):
+        repeat(
+            results,
+            f"{system.row}/drain",
+            sizes.repeats,
+            lambda system=system: {  # type: ignore[misc]
+                "drain": cases.drain(system, sizes.drain_count)[0]["drain"]
+            },
+        )
     repeat(
         results,
         "carrot.1x4/latency",
