@@ -3,9 +3,9 @@
 The service runs as ``python -m bench.carrot_service``: one process at
 concurrency 4 (the ``default`` worker's), or two such processes; for the
 drain also one process at concurrency 16, to show what sharing each
-commit among more tasks gives. The
-benchmark process creates the tasks through the ORM, as an application
-would, and reads their rows to know when they have finished.
+commit among more tasks gives. The benchmark process creates the tasks
+through the ORM, as an application would, and reads their rows to know
+when they have finished.
 """
 
 from __future__ import annotations
