@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import socket
+import subprocess
 import threading
 import uuid
 
@@ -207,6 +209,53 @@ def test_on_rabbitmq_messages_are_persistent_json_in_durable_queues(rabbitmq):
             pytest.raises(PreconditionFailed, match="inequivalent arg 'durable'"),
         ):
             transient.bind(connection.default_channel).declare()
+
+
+def _unacknowledged(worker_name: str = "default") -> int:
+    """Messages of the worker's queue delivered and not yet acknowledged.
+
+    AMQP does not tell a client this; the node's own tool does.
+    """
+    name = get_broker().queue(worker_name).name
+    command = ["rabbitmqctl", "list_queues", "--quiet", "--no-table-headers"]
+    try:
+        done = subprocess.run(
+            [*command, "name", "messages_unacknowledged"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        message = f"rabbitmqctl cannot list the queues ({exc})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    counts = dict(line.split("\t") for line in done.stdout.splitlines())
+    return int(counts[name])
+
+
+def test_on_rabbitmq_a_running_task_holds_back_only_its_own_acknowledgement(
+    rabbitmq,
+):
+    gate = uuid.uuid4().hex
+    running = Task.objects.create(kallable=WAIT_AT_GATE, args=[gate])
+    after = [Task.objects.create(kallable=ADD, args=[n, 1]) for n in range(12)]
+
+    with serve():
+        wait_for(lambda: tasks.gate_reached(gate), what="the first task to start")
+        finished(*after)
+        # The later tasks' messages are acknowledged, even though one
+        # frame cannot cover them without covering the running task's.
+        wait_for(
+            lambda: _unacknowledged() == 1,
+            what="only the running task's message to stay unacknowledged",
+        )
+        tasks.open_gate(gate)
+        finished(running)
+        wait_for(lambda: _unacknowledged() == 0, what="its acknowledgement")
+
+    assert queue_size() == 0
 
 
 # -- the password ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from carrot.core import (
     TaskStore,
     resolve,
 )
+from carrot.core.acks import Acknowledgements, acks_many
 from carrot.core.batching import next_batch
 from carrot.core.config import check_worker_name
 from carrot.core.payload import check_args, check_json, check_kwargs, check_size
@@ -301,6 +302,98 @@ def test_a_stop_while_a_batch_waits_hands_out_the_batch_then_ends():
 
     assert next_batch(source, 10, expected=5, linger_seconds=30) == ["a"]
     assert next_batch(source, 10) == []
+
+
+# -- acknowledgements -------------------------------------------------------------
+
+
+class _Message:
+    """Stands for a kombu message: records what is sent for it, in order."""
+
+    def __init__(self, tag: int, sent: list[tuple[str, int]]) -> None:
+        self.delivery_tag = tag
+        self._sent = sent
+
+    def ack(self, multiple: bool = False) -> None:
+        self._sent.append(("ack many" if multiple else "ack", self.delivery_tag))
+
+    def requeue(self) -> None:
+        self._sent.append(("requeue", self.delivery_tag))
+
+
+def _held(acks: Acknowledgements, count: int) -> tuple[list[Any], list[Any]]:
+    sent: list[tuple[str, int]] = []
+    messages = [_Message(tag, sent) for tag in range(1, count + 1)]
+    for message in messages:
+        acks.hold(message)  # type: ignore[arg-type]
+    return messages, sent
+
+
+def test_acks_in_the_order_of_delivery_go_out_as_one_frame():
+    acks = Acknowledgements(multiple=True)
+    messages, sent = _held(acks, 3)
+
+    for message in messages:
+        acks.ack(message)
+    acks.flush()
+
+    assert sent == [("ack many", 3)]
+
+
+def test_a_message_still_held_is_never_covered_by_the_acks_after_it():
+    acks = Acknowledgements(multiple=True)
+    (first, second, third), sent = _held(acks, 3)
+
+    acks.ack(second)
+    acks.ack(third)
+    acks.flush()
+    assert sent == [("ack", 2), ("ack", 3)]
+
+    acks.ack(first)
+    acks.flush()
+    assert sent[2:] == [("ack many", 1)]
+
+
+def test_acks_below_the_lowest_held_message_share_a_frame_and_the_rest_do_not():
+    acks = Acknowledgements(multiple=True)
+    messages, sent = _held(acks, 5)
+
+    for message in messages[:2] + messages[3:]:
+        acks.ack(message)
+    acks.flush()
+
+    assert sorted(sent) == [("ack", 4), ("ack", 5), ("ack many", 2)]
+
+
+def test_a_requeue_goes_out_at_once_and_releases_the_acks_above_it():
+    acks = Acknowledgements(multiple=True)
+    (first, second), sent = _held(acks, 2)
+
+    acks.ack(second)
+    acks.requeue(first)
+    assert sent == [("requeue", 1)]
+
+    acks.flush()
+    assert sent == [("requeue", 1), ("ack many", 2)]
+
+
+def test_a_transport_that_acks_one_tag_at_a_time_gets_one_frame_per_ack():
+    acks = Acknowledgements(multiple=False)
+    messages, sent = _held(acks, 3)
+
+    for message in messages:
+        acks.ack(message)
+    assert sent == []
+    acks.flush()
+
+    assert sent == [("ack", 1), ("ack", 2), ("ack", 3)]
+
+
+@pytest.mark.parametrize(
+    "driver_type, many", [("amqp", True), ("redis", False), ("memory", False)]
+)
+def test_only_amqp_acknowledges_up_to_a_tag(driver_type, many):
+    assert acks_many(driver_type) is many
 
 
 # -- the core alone ---------------------------------------------------------------

@@ -22,6 +22,7 @@ from kombu.entity import Queue
 from kombu.message import Message
 from kombu.messaging import Consumer
 
+from .acks import Acknowledgements, acks_many
 from .message import CONTENT_TYPE
 from .store import ClaimState
 
@@ -36,6 +37,8 @@ class Delivery:
 
     message: Message
     generation: int
+    #: Those of the message's channel.
+    acks: Acknowledgements
 
 
 @dataclass
@@ -63,6 +66,10 @@ class Lane:
     #: Messages the broker sends before any is acknowledged.
     prefetch: int = 0
     consumer: Consumer | None = None
+    #: The messages of the current channel waiting for their outcome.
+    acks: Acknowledgements = field(
+        default_factory=lambda: Acknowledgements(multiple=False)
+    )
     _pending: deque[Run] = field(default_factory=deque)
     #: Pool threads taking runs, and those of them running one; guarded by
     #: ``_lock``.
@@ -94,6 +101,9 @@ class Lane:
     ) -> None:
         """Start consuming on a new channel of ``connection``."""
         self._channel = connection.channel()
+        self.acks = Acknowledgements(
+            multiple=acks_many(connection.transport.driver_type)
+        )
         self.consumer = Consumer(
             self._channel,
             queues=[self.queue],
@@ -137,6 +147,11 @@ class Lane:
         if self.consumer is not None:
             self.consumer.qos(prefetch_count=prefetch)
 
+    def hold(self, message: Message, generation: int) -> Delivery:
+        """Keep ``message`` unacknowledged until its run ends."""
+        self.acks.hold(message)
+        return Delivery(message, generation, self.acks)
+
     def add(self, run: Run) -> None:
         """Queue ``run`` for the next free pool thread."""
         with self._lock:
@@ -155,7 +170,7 @@ class Lane:
         returned = self._take_pending()
         for run in returned:
             for delivery in run.deliveries:
-                delivery.message.requeue()
+                delivery.acks.requeue(delivery.message)
         return returned
 
     def drop_channel(self) -> list[Run]:

@@ -17,19 +17,20 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from types import FrameType
 
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from kombu.message import Message
 
+from .acks import Acknowledgements
 from .broker import Broker
 from .config import Config
 from .errors import InvalidMessage
 from .execution import execute
 from .heartbeat import Heartbeat
-from .lane import Delivery, Lane, Run
+from .lane import Lane, Run
 from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
 from .recorder import Recorder
@@ -266,7 +267,7 @@ class Service:
             extra={"action": "receive", "task_id": task.task_id},
         )
 
-        delivery = Delivery(message, self._generation)
+        delivery = lane.hold(message, self._generation)
         run = self._inflight.get(task.task_id)
         if run is not None:
             # Already here: acknowledge this copy when that run ends rather
@@ -322,12 +323,8 @@ class Service:
 
     def _settle(self, timeout: float | None = None) -> None:
         """Acknowledge the messages of every run that has ended."""
-        while True:
-            try:
-                run = self._completions.get(timeout is not None, timeout)
-            except queue.Empty:
-                return
-            timeout = None
+        touched: dict[int, Acknowledgements] = {}
+        for run in self._ended(timeout):
             self._inflight.pop(run.task_id, None)
             for delivery in run.deliveries:
                 # A message from an earlier connection cannot be acknowledged:
@@ -335,9 +332,22 @@ class Service:
                 if delivery.generation != self._generation:
                     continue
                 if run.error:
-                    delivery.message.requeue()
+                    delivery.acks.requeue(delivery.message)
                 else:
-                    delivery.message.ack()
+                    delivery.acks.ack(delivery.message)
+                    touched[id(delivery.acks)] = delivery.acks
+
+        for acks in touched.values():
+            acks.flush()
+
+    def _ended(self, timeout: float | None) -> Iterator[Run]:
+        """The runs reported ended, waiting up to ``timeout`` for the first."""
+        while True:
+            try:
+                yield self._completions.get(timeout is not None, timeout)
+            except queue.Empty:
+                return
+            timeout = None
 
     def _shutdown(self, connection: Connection) -> None:
         """Requeue unstarted messages, then wait for the running tasks."""
