@@ -258,6 +258,22 @@ def test_on_rabbitmq_a_running_task_holds_back_only_its_own_acknowledgement(
     assert queue_size() == 0
 
 
+def test_on_rabbitmq_an_outcome_and_a_stop_wake_the_service_at_once(
+    rabbitmq, acks, monkeypatch
+):
+    # The service now waits a minute on the broker each time: only being
+    # woken lets it acknowledge, and stop, within this test's waits.
+    for wait in ("_BUSY_POLL_SECONDS", "_IDLE_POLL_SECONDS"):
+        monkeypatch.setattr(f"carrot.core.service.{wait}", 60)
+
+    with serve():
+        task = Task.objects.create(kallable=ADD, args=[2, 3])
+        finished(task)
+        wait_for(lambda: acks, what="the acknowledgement")
+
+    assert acks == [(str(task.pk), Task.Status.SUCCEEDED)]
+
+
 # -- the password ---------------------------------------------------------------
 
 #: A password that would be noticed in any log line.

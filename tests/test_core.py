@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 import queue
+import socket
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,7 @@ from carrot.core.acks import Acknowledgements, acks_many
 from carrot.core.batching import next_batch
 from carrot.core.config import check_worker_name
 from carrot.core.payload import check_args, check_json, check_kwargs, check_size
+from carrot.core.wakeup import Wakeup
 from tests.conftest import wait_for
 from tests.examples import tasks
 
@@ -394,6 +396,80 @@ def test_a_transport_that_acks_one_tag_at_a_time_gets_one_frame_per_ack():
 )
 def test_only_amqp_acknowledges_up_to_a_tag(driver_type, many):
     assert acks_many(driver_type) is many
+
+
+# -- waking the service thread ------------------------------------------------------
+
+
+@pytest.fixture
+def wakeup():
+    woken = Wakeup()
+    yield woken
+    woken.close()
+
+
+@pytest.fixture
+def quiet_socket():
+    """A socket that nothing is ever written to, standing for a broker's."""
+    ends = socket.socketpair()
+    yield ends[0]
+    for end in ends:
+        end.close()
+
+
+def test_a_wait_on_a_quiet_socket_ends_when_another_thread_sets_the_wakeup(
+    wakeup, quiet_socket
+):
+    answers: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(wakeup.wait(quiet_socket, 600))
+    )
+    waiting.start()
+
+    wakeup.set()
+
+    waiting.join(15)
+    assert not waiting.is_alive(), "the wait did not end"
+    assert answers == [False]
+
+
+def test_a_wakeup_set_before_the_wait_ends_it_and_is_then_used_up(wakeup, quiet_socket):
+    for _ in range(3):
+        wakeup.set()
+
+    assert wakeup.wait(quiet_socket, 600) is False
+    assert wakeup.wait(quiet_socket, 0) is False
+
+
+def test_a_wait_says_when_the_socket_has_something_to_read(wakeup):
+    broker, peer = socket.socketpair()
+    peer.sendall(b"frame")
+
+    assert wakeup.wait(broker, 600) is True
+
+    broker.close()
+    peer.close()
+
+
+def test_a_wait_follows_the_socket_of_a_new_connection(wakeup, quiet_socket):
+    wakeup.wait(quiet_socket, 0)
+    quiet_socket.close()
+    broker, peer = socket.socketpair()
+    peer.sendall(b"frame")
+
+    assert wakeup.wait(broker, 600) is True
+
+    broker.close()
+    peer.close()
+
+
+def test_setting_the_wakeup_never_blocks_nor_fails_even_once_closed(wakeup):
+    # Far more wakes than a socket buffer holds, none of them waited for.
+    for _ in range(100_000):
+        wakeup.set()
+    wakeup.close()
+
+    wakeup.set()
 
 
 # -- the core alone ---------------------------------------------------------------

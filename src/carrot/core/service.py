@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from types import FrameType
 
+import amqp
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from kombu.message import Message
@@ -35,15 +36,17 @@ from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
 from .recorder import Recorder
 from .store import ClaimState, Runner, TaskStore
+from .wakeup import Wakeup
 
 __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 
-#: How long to wait on the broker while tasks run, so that finished tasks
-#: are acknowledged promptly.
+#: How long to wait on a broker other than AMQP while tasks run, so that
+#: finished tasks are acknowledged promptly. On AMQP an outcome wakes the
+#: service instead.
 _BUSY_POLL_SECONDS = 0.001
-#: How long to wait on the broker while nothing runs.
+#: How long to wait on the broker while nothing runs, or on AMQP at all.
 _IDLE_POLL_SECONDS = 0.5
 #: How long to wait for an outcome while every lane holds all the messages
 #: its prefetch allows, before reading the socket again.
@@ -77,6 +80,7 @@ class Service:
         self._maintenance: Maintenance
         self._recorder: Recorder
         self._heartbeat: Heartbeat
+        self._wakeup: Wakeup | None = None
 
         self._lanes: dict[str, Lane] = {}
         self._inflight: dict[str, Run] = {}
@@ -90,6 +94,7 @@ class Service:
     def start(self) -> None:
         """Run until `stop` is called or SIGTERM or SIGINT arrives."""
         restore = self._install_signal_handlers()
+        self._wakeup = Wakeup()
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(self._store, self._broker, self._runner)
         self._recorder = Recorder(self._store, self._runner)
@@ -115,6 +120,9 @@ class Service:
                 self._recorder.stop()
                 self._unregister()
                 self._store.close()
+                # Tasks left running after an immediate stop may still wake
+                # it; the process is about to end anyway.
+                self._wakeup.close()
             restore()
         logger.info("carrot service stopped", extra={"action": "stop"})
 
@@ -146,6 +154,8 @@ class Service:
         """
         self._immediate = self._immediate or immediate
         self._stopping.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _serve(self) -> None:
         connection = self._broker.connection()
@@ -215,7 +225,15 @@ class Service:
             # it is committed, and the next message follows.
             self._settle(timeout=_FULL_WAIT_SECONDS)
 
-        timeout = _BUSY_POLL_SECONDS if self._running() else _IDLE_POLL_SECONDS
+        sock = _amqp_socket(connection)
+        if sock is None:
+            running = self._running()
+            timeout = _BUSY_POLL_SECONDS if running else _IDLE_POLL_SECONDS
+        else:
+            timeout = _IDLE_POLL_SECONDS
+            assert self._wakeup is not None
+            if not self._wakeup.wait(sock, timeout):
+                return
         with contextlib.suppress(TimeoutError):
             connection.drain_events(timeout=timeout)
 
@@ -314,12 +332,19 @@ class Service:
             # A database outage must not become a busy loop of redeliveries.
             time.sleep(_STORE_ERROR_PAUSE_SECONDS)
         if run.state is not ClaimState.CLAIMED:
-            self._completions.put(run)
+            self._complete(run)
 
     def _recorded(self, run: Run, error: BaseException | None) -> None:
         """Called by the recorder once the run's outcome is committed."""
         run.error = error is not None
+        self._complete(run)
+
+    def _complete(self, run: Run) -> None:
+        # Any thread: hand the run to the service thread, which may be
+        # waiting on the broker.
         self._completions.put(run)
+        assert self._wakeup is not None
+        self._wakeup.set()
 
     def _settle(self, timeout: float | None = None) -> None:
         """Acknowledge the messages of every run that has ended."""
@@ -431,3 +456,9 @@ class Service:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _amqp_socket(connection: Connection) -> socket.socket | None:
+    """The socket of an AMQP connection; other transports keep theirs."""
+    raw = connection.connection
+    return raw.sock if isinstance(raw, amqp.Connection) else None
