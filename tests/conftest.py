@@ -186,8 +186,13 @@ def publish_raw(body: bytes, content_type: str, worker_name: str = "default") ->
 
 @pytest.fixture
 def acks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
-    """Record every acknowledged message: its task id, and its row's status
-    read when the acknowledgement is sent."""
+    """Record every acknowledgement sent: its message's task id, and the
+    row's status read when it is sent.
+
+    One frame acknowledging many messages (``multiple``, on RabbitMQ) is
+    recorded once, for its last message; tests that count acknowledgements
+    have one message acknowledged at a time.
+    """
     from carrot.models import Task
 
     recorded: list[tuple[str, str | None]] = []
