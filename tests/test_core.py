@@ -36,6 +36,7 @@ from carrot.core import (
 from carrot.core.acks import Acknowledgements, acks_many
 from carrot.core.batching import next_batch
 from carrot.core.config import check_worker_name
+from carrot.core.lane import Lane, Run
 from carrot.core.payload import check_args, check_json, check_kwargs, check_size
 from carrot.core.wakeup import Wakeup
 from tests.conftest import wait_for
@@ -389,6 +390,22 @@ def test_a_transport_that_acks_one_tag_at_a_time_gets_one_frame_per_ack():
     acks.flush()
 
     assert sent == [("ack", 1), ("ack", 2), ("ack", 3)]
+
+
+def test_messages_a_lane_hands_back_no_longer_hold_back_the_acks_after_them():
+    lane = Lane("default", Broker(Config()).queue("default"), lambda run: None)
+    lane.acks = Acknowledgements(multiple=True)
+    sent: list[tuple[str, int]] = []
+    waiting, second, third = (_Message(tag, sent) for tag in (1, 2, 3))
+    deliveries = [lane.hold(m, generation=0) for m in (waiting, second, third)]
+    lane.add(Run("waiting", [deliveries[0]]))
+
+    assert [run.task_id for run in lane.stop_consuming()] == ["waiting"]
+    lane.acks.ack(second)
+    lane.acks.ack(third)
+    lane.acks.flush()
+
+    assert sent == [("requeue", 1), ("ack many", 3)]
 
 
 @pytest.mark.parametrize(
