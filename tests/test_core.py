@@ -33,8 +33,9 @@ from carrot.core import (
     TaskStore,
     resolve,
 )
-from carrot.core.acks import Acknowledgements, acks_many
+from carrot.core.acks import Acknowledgements
 from carrot.core.batching import next_batch
+from carrot.core.broker import speaks_amqp
 from carrot.core.config import check_worker_name
 from carrot.core.lane import Lane, Run
 from carrot.core.payload import check_args, check_json, check_kwargs, check_size
@@ -409,10 +410,18 @@ def test_messages_a_lane_hands_back_no_longer_hold_back_the_acks_after_them():
 
 
 @pytest.mark.parametrize(
-    "driver_type, many", [("amqp", True), ("redis", False), ("memory", False)]
+    "url, amqp",
+    [
+        ("amqp://guest:guest@localhost//", True),
+        ("pyamqp://localhost//", True),
+        ("amqps://localhost//", True),
+        ("redis://localhost:6379/0", False),
+        ("memory://localhost//", False),
+    ],
 )
-def test_only_amqp_acknowledges_up_to_a_tag(driver_type, many):
-    assert acks_many(driver_type) is many
+def test_only_amqp_brokers_confirm_and_acknowledge_up_to_a_tag(url, amqp):
+    config = Config(broker_url=url)
+    assert speaks_amqp(Broker(config).connection()) is amqp
 
 
 # -- waking the service thread ------------------------------------------------------

@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from kombu.message import Message
 
-__all__ = ["Acknowledgements", "acks_many"]
-
-#: Transports whose ``basic_ack`` honours ``multiple``. kombu's virtual
-#: transports (Redis, memory and the like) acknowledge only the tag given.
-_ACKS_MANY = frozenset({"amqp"})
-
-
-def acks_many(driver_type: str) -> bool:
-    """Whether a transport of ``driver_type`` acknowledges up to a tag."""
-    return driver_type in _ACKS_MANY
+__all__ = ["Acknowledgements"]
 
 
 class Acknowledgements:

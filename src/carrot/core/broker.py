@@ -12,7 +12,17 @@ from kombu.utils.url import maybe_sanitize_url
 
 from .config import Config
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "speaks_amqp"]
+
+#: Transports that speak AMQP through py-amqp: they confirm what is
+#: published and acknowledge every message up to a tag in one frame, which
+#: kombu's virtual transports (Redis, memory) do not.
+_AMQP_TRANSPORTS = frozenset({"amqp", "pyamqp", "amqps"})
+
+
+def speaks_amqp(connection: Connection) -> bool:
+    """Whether ``connection`` goes to an AMQP broker through py-amqp."""
+    return connection.transport_cls in _AMQP_TRANSPORTS
 
 
 class Broker:

@@ -22,7 +22,8 @@ from kombu.entity import Queue
 from kombu.message import Message
 from kombu.messaging import Consumer
 
-from .acks import Acknowledgements, acks_many
+from .acks import Acknowledgements
+from .broker import speaks_amqp
 from .message import CONTENT_TYPE
 from .store import ClaimState
 
@@ -101,9 +102,7 @@ class Lane:
     ) -> None:
         """Start consuming on a new channel of ``connection``."""
         self._channel = connection.channel()
-        self.acks = Acknowledgements(
-            multiple=acks_many(connection.transport.driver_type)
-        )
+        self.acks = Acknowledgements(multiple=speaks_amqp(connection))
         self.consumer = Consumer(
             self._channel,
             queues=[self.queue],

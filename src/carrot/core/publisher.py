@@ -17,16 +17,13 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
-from .broker import Broker
+from .broker import Broker, speaks_amqp
 from .errors import PublishError
 from .message import TaskMessage
 
 __all__ = ["Publisher"]
 
 logger = logging.getLogger(__name__)
-
-#: Transports that speak AMQP through py-amqp and support confirms.
-AMQP_TRANSPORTS = frozenset({"amqp", "pyamqp", "amqps"})
 
 
 class Publisher:
@@ -93,7 +90,7 @@ class Publisher:
                 max_retries=1, interval_start=0, interval_step=0, timeout=self._timeout
             )
             channel = self._connection.channel()
-            if self._connection.transport_cls in AMQP_TRANSPORTS:
+            if speaks_amqp(self._connection):
                 self._confirms = _Confirms(channel)
             self._producer = Producer(channel, exchange=self._broker.exchange)
         return self._producer
