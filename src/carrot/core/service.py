@@ -17,10 +17,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from types import FrameType
+from collections.abc import Collection, Iterator
 
-import amqp
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from kombu.message import Message
@@ -35,8 +33,9 @@ from .lane import Lane, Run
 from .maintenance import Maintenance
 from .message import CONTENT_TYPE, TaskMessage
 from .recorder import Recorder
+from .stop_signals import on_stop_signals
 from .store import ClaimState, Runner, TaskStore
-from .wakeup import Wakeup
+from .wakeup import Wakeup, amqp_socket
 
 __all__ = ["Service"]
 
@@ -93,7 +92,7 @@ class Service:
 
     def start(self) -> None:
         """Run until `stop` is called or SIGTERM or SIGINT arrives."""
-        restore = self._install_signal_handlers()
+        restore = on_stop_signals(self._on_stop_signal)
         self._wakeup = Wakeup()
         self._runner = Runner(host=socket.gethostname(), pid=os.getpid())
         self._maintenance = Maintenance(self._store, self._broker, self._runner)
@@ -225,7 +224,7 @@ class Service:
             # it is committed, and the next message follows.
             self._settle(timeout=_FULL_WAIT_SECONDS)
 
-        sock = _amqp_socket(connection)
+        sock = amqp_socket(connection)
         if sock is None:
             running = self._running()
             timeout = _BUSY_POLL_SECONDS if running else _IDLE_POLL_SECONDS
@@ -348,7 +347,7 @@ class Service:
 
     def _settle(self, timeout: float | None = None) -> None:
         """Acknowledge the messages of every run that has ended."""
-        touched: dict[int, Acknowledgements] = {}
+        touched: set[Acknowledgements] = set()
         for run in self._ended(timeout):
             self._inflight.pop(run.task_id, None)
             for delivery in run.deliveries:
@@ -360,9 +359,9 @@ class Service:
                     delivery.acks.requeue(delivery.message)
                 else:
                     delivery.acks.ack(delivery.message)
-                    touched[id(delivery.acks)] = delivery.acks
+                    touched.add(delivery.acks)
 
-        for acks in touched.values():
+        for acks in touched:
             acks.flush()
 
     def _ended(self, timeout: float | None) -> Iterator[Run]:
@@ -432,33 +431,13 @@ class Service:
         for lane in self._lanes.values():
             lane.close()
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            immediate = self._stopping.is_set()
-            logger.warning(
-                "received %s: %s",
-                signal.Signals(signum).name,
-                "stopping at once"
-                if immediate
-                else "finishing running tasks; send again to stop at once",
-            )
-            self.stop(immediate=immediate)
-
-        previous = {
-            sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-
-def _amqp_socket(connection: Connection) -> socket.socket | None:
-    """The socket of an AMQP connection; other transports keep theirs."""
-    raw = connection.connection
-    return raw.sock if isinstance(raw, amqp.Connection) else None
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        immediate = self._stopping.is_set()
+        logger.warning(
+            "received %s: %s",
+            sig.name,
+            "stopping at once"
+            if immediate
+            else "finishing running tasks; send again to stop at once",
+        )
+        self.stop(immediate=immediate)

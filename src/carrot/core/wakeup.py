@@ -13,7 +13,21 @@ import contextlib
 import selectors
 import socket
 
-__all__ = ["Wakeup"]
+import amqp
+from kombu.connection import Connection
+
+__all__ = ["Wakeup", "amqp_socket"]
+
+
+def amqp_socket(connection: Connection) -> socket.socket | None:
+    """The socket to wait on beside a `Wakeup`, or None.
+
+    Only py-amqp reads no more from its socket than the frame it wants, so
+    that a readable socket is the one sign of a frame to come. kombu's
+    other transports read through pollers of their own.
+    """
+    raw = connection.connection
+    return raw.sock if isinstance(raw, amqp.Connection) else None
 
 
 class Wakeup:
