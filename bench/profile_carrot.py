@@ -12,6 +12,12 @@ figures are in the results table):
 Beside the profiles: SQL statements by kind and the connections Django
 opened, counted in each process, and PostgreSQL's own counters for the
 benchmark database (transactions, sessions, rows) over each run.
+
+Last, unprofiled and with no service running, what one ``create()``
+costs: its INSERT statement, and the same INSERT committed without
+waiting for the disk, beside a bare round trip to PostgreSQL. One process
+creating tasks one at a time cannot go faster than this, whatever runs
+them.
 """
 
 from __future__ import annotations
@@ -19,15 +25,22 @@ from __future__ import annotations
 import json
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+from carrot.models import Task
 
 from . import cases, services
 from .process import stop_all
-from .run_carrot import CarrotSystem, wait_published, wait_rows
+from .run_carrot import NOOP, CarrotSystem, wait_published, wait_rows
 
 PROFILE_PATH = Path(__file__).parent.parent / "docs" / "bench" / "profile.txt"
 #: Functions listed per thread role, by cumulative time.
@@ -37,7 +50,11 @@ TOP_FUNCTIONS = 30
 def run(count: int) -> None:
     print(f"profile: {count:,} carrot tasks, end to end and drain")
     folder = Path(tempfile.mkdtemp(prefix="carrot-bench-profile-"))
-    sections = [_end_to_end(count, folder / "e2e"), _drain(count, folder / "drain")]
+    sections = [
+        _end_to_end(count, folder / "e2e"),
+        _drain(count, folder / "drain"),
+        _create_cost(count),
+    ]
     header = [
         f"carrot profile, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{count:,} no-op tasks, carrot at {services.git_describe()}",
@@ -112,6 +129,68 @@ def _drain(count: int, folder: Path) -> str:
         _process_lines("Service process", folder / "service", count),
     ]
     return "\n\n".join(lines)
+
+
+def _create_cost(count: int) -> str:
+    services.reset()
+    inserts: list[float] = []
+
+    def time_insert(execute: Any, sql: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, *args)
+        finally:
+            if sql.startswith("INSERT"):
+                inserts.append(time.perf_counter() - started)
+
+    def create() -> None:
+        Task.objects.create(kallable=NOOP)
+
+    with connection.execute_wrapper(time_insert):
+        creates = _timed(count, create)
+        wait_published()
+        durable, inserts[:] = list(inserts), []
+        # For this connection only: what the commit's wait for the disk
+        # costs. carrot never creates a task this way.
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
+        try:
+            relaxed_creates = _timed(count, create)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+    wait_published()
+    round_trips = _timed(count, _select_one)
+
+    def ms(samples: list[float]) -> str:
+        return f"{1000 * statistics.median(samples):6.3f}"
+
+    return "\n".join(
+        [
+            _title(f"One create(): {count:,} created one at a time, no service"),
+            "median ms each                     durable commit    no disk wait",
+            f"  create(), publishing included   {ms(creates):>14}  "
+            f"{ms(relaxed_creates):>14}",
+            f"  its INSERT statement            {ms(durable):>14}  {ms(inserts):>14}",
+            f"  SELECT 1, for the round trip    {ms(round_trips):>14}",
+            f"create() one at a time, at most: {1 / statistics.median(creates):,.0f}/s",
+        ]
+    )
+
+
+def _timed(count: int, call: Callable[[], object]) -> list[float]:
+    """Seconds each of ``count`` calls took."""
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def _title(text: str) -> str:
