@@ -301,6 +301,82 @@ def test_a_batch_expecting_nothing_does_not_wait():
     assert next_batch(source, 10) == ["b"]
 
 
+class _Arrivals:
+    """A queue whose items arrive at set moments of a clock of its own.
+
+    Stands for both the queue and ``time.monotonic`` in `next_batch`, so
+    that waiting costs the test no time.
+    """
+
+    def __init__(self, *arrivals: tuple[float, str]) -> None:
+        self.now = 0.0
+        self._arrivals = list(arrivals)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def get(self, block: bool = True, timeout: float | None = None) -> str:
+        if not self._arrivals:
+            raise queue.Empty
+        at, item = self._arrivals[0]
+        if at > self.now + (timeout or 0.0):
+            self.now += timeout or 0.0
+            raise queue.Empty
+        self._arrivals.pop(0)
+        self.now = max(self.now, at)
+        return item
+
+    def get_nowait(self) -> str:
+        return self.get(timeout=0.0)
+
+
+def _batch_of(
+    arrivals: _Arrivals, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> list[Any]:
+    monkeypatch.setattr("carrot.core.batching.time.monotonic", arrivals.monotonic)
+    return next_batch(arrivals, 10, **options)  # type: ignore[arg-type]
+
+
+def test_a_batch_waits_for_expected_items_that_come_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Each comes within the gap of the one before, the last well after
+    # the first gap has passed.
+    arrivals = _Arrivals((0.0, "a"), (0.4, "b"), (0.8, "c"), (1.2, "d"))
+
+    batch = _batch_of(
+        arrivals, monkeypatch, expected=4, linger_seconds=0.5, max_linger_seconds=5
+    )
+
+    assert batch == ["a", "b", "c", "d"]
+
+
+def test_a_batch_does_not_wait_for_an_item_later_than_the_gap(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    arrivals = _Arrivals((0.0, "a"), (0.4, "b"), (1.0, "c"))
+
+    batch = _batch_of(
+        arrivals, monkeypatch, expected=3, linger_seconds=0.5, max_linger_seconds=5
+    )
+
+    assert batch == ["a", "b"]
+    assert arrivals.now == pytest.approx(0.9)
+
+
+def test_a_batch_waits_no_longer_than_its_longest_linger(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    arrivals = _Arrivals((0.0, "a"), (0.4, "b"), (0.8, "c"), (1.2, "d"))
+
+    batch = _batch_of(
+        arrivals, monkeypatch, expected=4, linger_seconds=0.5, max_linger_seconds=1
+    )
+
+    assert batch == ["a", "b", "c"]
+    assert arrivals.now == pytest.approx(1.0)
+
+
 def test_a_stop_while_a_batch_waits_hands_out_the_batch_then_ends():
     source = _queue_of("a", None)
 

@@ -17,21 +17,29 @@ def next_batch(
     *,
     expected: int = 0,
     linger_seconds: float = 0.0,
+    max_linger_seconds: float | None = None,
 ) -> list[T]:
     """Wait for an item, then take those already queued, up to ``limit``.
 
-    When ``expected`` items are known to be on their way, wait up to
-    ``linger_seconds`` after the first for that many in all, so that they
-    share a batch. ``None`` on the queue means stop: it ends the batch,
-    and the next call returns an empty list.
+    When ``expected`` items are known to be on their way, wait for that
+    many in all, as long as each comes within ``linger_seconds`` of the
+    one before and all within ``max_linger_seconds`` of the first (by
+    default, ``linger_seconds``). Items that come one after another join
+    the batch; an item that is late ends the wait after one gap. ``None``
+    on the queue means stop: it ends the batch, and the next call returns
+    an empty list.
     """
     first = source.get()
     if first is None:
         return []
 
     batch = [first]
-    deadline = time.monotonic() + linger_seconds
+    arrived = time.monotonic()
+    if max_linger_seconds is None:
+        max_linger_seconds = linger_seconds
+    last_chance = arrived + max_linger_seconds
     while len(batch) < limit:
+        deadline = min(arrived + linger_seconds, last_chance)
         wait = deadline - time.monotonic() if len(batch) < expected else 0.0
         try:
             item = source.get(timeout=wait) if wait > 0 else source.get_nowait()
@@ -42,4 +50,5 @@ def next_batch(
             source.put(None)
             break
         batch.append(item)
+        arrived = time.monotonic()
     return batch

@@ -25,10 +25,15 @@ logger = logging.getLogger(__name__)
 
 #: Requests written in one transaction at the most.
 _MAX_BATCH = 500
-#: How long a batch waits for the requests of the threads its last write
-#: answered. Woken together, they finish short tasks at slightly different
-#: moments; without the wait each would cost a transaction of its own.
+#: How long a batch waits for the next request of the threads its last
+#: write answered. Woken together, they finish short tasks one after
+#: another, as each gets its turn at the interpreter; without the wait
+#: each would cost a transaction of its own. A request later than this
+#: after the one before, as after a task that does real work, is not
+#: waited for.
 _LINGER_SECONDS = 0.0003
+#: The longest a batch waits for such requests in all.
+_MAX_LINGER_SECONDS = 0.002
 
 
 class _Request:
@@ -97,6 +102,7 @@ class Recorder:
             _MAX_BATCH,
             expected=self._expected,
             linger_seconds=_LINGER_SECONDS,
+            max_linger_seconds=_MAX_LINGER_SECONDS,
         ):
             self._write(batch)
 
