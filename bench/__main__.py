@@ -19,7 +19,7 @@ from . import services
 from .cases import Sizes
 from .results import Results
 
-SYSTEMS = ("kombu", "carrot", "celery", "dramatiq", "huey", "profile")
+SYSTEMS = ("kombu", "floor", "carrot", "celery", "dramatiq", "huey", "profile")
 
 
 #: The full run: every figure the median of 3.
@@ -86,6 +86,10 @@ def _measure_one(system: str, results: Results, sizes: Sizes) -> None:
 
     if system == "kombu":
         run_kombu.run(results, sizes)
+    elif system == "floor":
+        from . import run_floor
+
+        run_floor.run(results, sizes)
     elif system == "carrot":
         run_carrot.run(results, sizes)
     elif system == "celery":

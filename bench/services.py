@@ -27,6 +27,7 @@ PG_DATABASE = "carrot_bench"
 #: carrot's exchange and queue prefix; its one worker is ``default``.
 CARROT_PREFIX = "carrot-bench"
 KOMBU_QUEUE = "carrot-bench-kombu"
+FLOOR_QUEUE = "carrot-bench-floor"
 CELERY_QUEUE = "carrot-bench-celery"
 DRAMATIQ_QUEUE = "carrot-bench-dramatiq"
 #: Huey keeps letters and digits of its name in its Redis keys.
@@ -39,6 +40,7 @@ REDIS_PREFIX = "carrot-bench:"
 QUEUES = (
     f"{CARROT_PREFIX}.default",
     KOMBU_QUEUE,
+    FLOOR_QUEUE,
     CELERY_QUEUE,
     DRAMATIQ_QUEUE,
     f"{DRAMATIQ_QUEUE}.DQ",

@@ -1,0 +1,164 @@
+"""The floor: the least work any queue keeping a row per task must do.
+
+Every task of the targets costs at least a row inserted with a durable
+commit, one at a time as a web app creates it; a persistent message
+published with a confirmation; a call; and its outcome written to the
+row. The floor does just that with psycopg and py-amqp, in carrot's own
+table, with none of Django, kombu or carrot around them, and measures it
+the way carrot is measured (`bench.cases`).
+
+It does less than a queue with carrot's guarantees may: its worker
+(`bench.floor_worker`) claims nothing before a call, so it would run a
+duplicate message twice, and it writes a whole batch's outcomes with one
+statement. No design of carrot can beat it on this machine, so a target
+the floor itself misses cannot be met here; the report says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import amqp
+import psycopg
+
+from . import cases, services
+from .cases import Sizes, System
+from .process import Worker
+from .results import Results, repeat
+from .run_carrot import NOOP, WARMUP, wait_rows
+from .services import BenchError
+
+#: Publishes between two reads of the confirmations that have arrived.
+_READ_CONFIRMS_EVERY = 100
+#: How long the broker may take to confirm what was published.
+_CONFIRM_TIMEOUT_SECONDS = 60.0
+
+_INSERT = (
+    "INSERT INTO carrot_task (id, kallable, args, kwargs, status, error, "
+    "traceback, attempts, host, created_at, worker) VALUES "
+    "(%s, %s, %s, '{}', 'waiting', '', '', 0, '', now(), 'default')"
+)
+
+
+class FloorSystem(System):
+    """psycopg and py-amqp alone, around one `bench.floor_worker`."""
+
+    row = "floor"
+
+    def __init__(self) -> None:
+        self._database = psycopg.connect(
+            host=services.PG_HOST,
+            user=services.PG_USER,
+            dbname=services.PG_DATABASE,
+            autocommit=True,
+        )
+        self._broker = amqp.Connection(
+            "127.0.0.1:5672", userid="guest", password="guest"
+        )
+        self._broker.connect()
+        self._channel = self._broker.channel()
+        self._channel.queue_declare(
+            services.FLOOR_QUEUE, durable=True, auto_delete=False
+        )
+        # Confirm mode, without waiting for each confirmation in turn: they
+        # are counted as they arrive, as carrot's publisher does.
+        self._channel.confirm_select()
+        self._channel.events["basic_ack"].add(self._on_ack)
+        self._channel.events["basic_nack"].add(self._on_nack)
+        self._published = 0
+        self._confirmed = 0
+
+    def workers(self) -> list[Worker]:
+        return [
+            Worker(
+                "floor",
+                ["-m", "bench.floor_worker"],
+                dict(os.environ),
+                announces_ready=True,
+            )
+        ]
+
+    def send(self, tag: str) -> None:
+        kallable = WARMUP if tag.startswith("warmup") else NOOP
+        self._create(kallable, "[]", {})
+
+    def send_stamp(self, sent_at: float) -> None:
+        self._create(NOOP, json.dumps([sent_at]), {"sent_at": sent_at})
+
+    def flush(self) -> None:
+        deadline = time.monotonic() + _CONFIRM_TIMEOUT_SECONDS
+        while self._confirmed < self._published:
+            if time.monotonic() > deadline:
+                raise BenchError("floor: the broker did not confirm every message")
+            with contextlib.suppress(TimeoutError):
+                self._broker.drain_events(timeout=1)
+
+    def wait_finished(self, tag: str, count: int) -> tuple[float, float]:
+        return wait_rows(WARMUP if tag.startswith("warmup") else NOOP, count)
+
+    def close(self) -> None:
+        self._broker.close()
+        self._database.close()
+
+    def _create(self, kallable: str, args: str, extra: dict[str, Any]) -> None:
+        task_id = str(uuid.uuid4())
+        self._database.execute(_INSERT, [task_id, kallable, args])
+
+        body = json.dumps({"carrot": 1, "task_id": task_id, **extra})
+        message = amqp.Message(body, content_type="application/json", delivery_mode=2)
+        self._channel.basic_publish(message, "", services.FLOOR_QUEUE)
+        self._published += 1
+        if self._published % _READ_CONFIRMS_EVERY == 0:
+            self._read_confirms()
+
+    def _read_confirms(self) -> None:
+        # Without waiting: only what the socket holds already.
+        with contextlib.suppress(TimeoutError):
+            self._broker.drain_events(timeout=0)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._confirmed = delivery_tag if multiple else self._confirmed + 1
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        raise BenchError(f"floor: the broker refused message {delivery_tag}")
+
+
+def run(results: Results, sizes: Sizes) -> None:
+    print(f"floor: {sizes.count:,} tasks, drain of {sizes.drain_count:,}")
+    system = FloorSystem()
+    try:
+        repeat(results, "floor/enqueue", sizes.repeats, lambda: _create(system, sizes))
+        repeat(
+            results,
+            "floor/e2e",
+            sizes.repeats,
+            lambda: cases.end_to_end(system, sizes.count),
+        )
+        repeat(
+            results,
+            "floor/drain",
+            sizes.repeats,
+            lambda: {"drain": cases.drain(system, sizes.drain_count)[0]["drain"]},
+        )
+        repeat(
+            results,
+            "floor/latency",
+            sizes.repeats,
+            lambda: cases.latency(system, sizes.latency_samples),
+        )
+    finally:
+        system.close()
+
+
+def _create(system: FloorSystem, sizes: Sizes) -> dict[str, float]:
+    services.reset()
+    started = time.perf_counter()
+    for _ in range(sizes.count):
+        system.send("run")
+    system.flush()
+    return {"enqueue": sizes.count / (time.perf_counter() - started)}
