@@ -19,7 +19,8 @@ DOCS = Path(__file__).parent.parent / "docs" / "bench"
 #: The rows of the main table: figure prefix and what was measured.
 ROWS = (
     ("kombu", "kombu alone: publish with confirms / consume with acks (ceiling)"),
-    ("floor", "floor: durable INSERT, confirmed publish, one UPDATE a batch"),
+    ("floor", "floor: psycopg and py-amqp alone, carrot's claim rule"),
+    ("floor.ahead", "floor, claiming a whole prefetch ahead of the calls"),
     ("carrot.1x4", "carrot, 1 process x 4 (confirms, a row per task)"),
     ("carrot.2x4", "carrot, 2 processes x 4 (confirms, a row per task)"),
     ("carrot.1x16", "carrot, 1 process x 16 (confirms, a row per task)"),
