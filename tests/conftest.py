@@ -10,8 +10,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
+from django.db import models
 from kombu import Queue
 from kombu.message import Message
 
@@ -263,3 +265,17 @@ def serve(*workers: str) -> Iterator[tuple[WorkerService, threading.Thread]]:
         service.stop()
         thread.join(30)
         assert not thread.is_alive(), "the service did not stop"
+
+
+@pytest.fixture
+def orm_inserts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """The objects Django's own INSERT stores, as the test goes on."""
+    inserted: list[object] = []
+    insert = models.QuerySet._insert
+
+    def counted(self: models.QuerySet[Any], objs: list[object], **kwargs: Any) -> Any:
+        inserted.extend(objs)
+        return insert(self, objs, **kwargs)
+
+    monkeypatch.setattr(models.QuerySet, "_insert", counted)
+    yield inserted

@@ -1,4 +1,4 @@
-"""What only PostgreSQL can show: connections and query plans.
+"""What only PostgreSQL can show: connections, query plans and COPY.
 
 Run with ``CARROT_TEST_DATABASE=postgres``; ``nox -s tests`` does.
 """
@@ -9,13 +9,22 @@ import re
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from carrot import sql
 from carrot.core import Runner
 from carrot.models import DEFAULT_WORKER, Task, Worker
 from carrot.publishing import flush
-from tests.conftest import serve, wait_for
+from tests.conftest import queue_size, serve, wait_for
+from tests.test_creating import (
+    ADD,
+    NOON,
+    Rollback,
+    every_column,
+    full_task,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -120,3 +129,73 @@ def synchronous_commit() -> str:
         cursor.execute("SHOW synchronous_commit")
         (value,) = cursor.fetchone()
     return str(value)
+
+
+def test_bulk_create_copies_the_rows_the_orm_would_insert(
+    orm_inserts: list[object], monkeypatch: pytest.MonkeyPatch
+):
+    def tasks() -> list[Task]:
+        return [Task(**full_task()), Task(kallable=ADD, created_at=NOON)]
+
+    copied = Task.objects.bulk_create(tasks())
+    assert orm_inserts == []
+
+    monkeypatch.setattr(sql, "copy_tasks", lambda *args: False)
+    inserted = Task.objects.bulk_create(tasks())
+    assert orm_inserts == inserted
+
+    for fast, slow in zip(copied, inserted, strict=True):
+        fast_row, slow_row = every_column(fast.pk), every_column(slow.pk)
+        assert fast_row.pop("id") != slow_row.pop("id")
+        assert fast_row == slow_row
+    assert all(not task._state.adding for task in copied)
+    assert {task._state.db for task in copied} == {"default"}
+    assert flush(10)
+    assert queue_size() == 4
+
+
+def test_bulk_create_with_an_option_of_djangos_is_left_to_django(
+    orm_inserts: list[object],
+):
+    tasks = Task.objects.bulk_create([Task(kallable=ADD)], ignore_conflicts=True)
+
+    assert orm_inserts == tasks
+    assert Task.objects.count() == 1
+
+
+def test_bulk_create_of_a_task_without_a_key_or_with_an_expression_is_djangos(
+    orm_inserts: list[object],
+):
+    keyless = Task(kallable=ADD, id=None)
+    lowered = Task(kallable=ADD, host=Lower(Value("HOST-1")))
+
+    Task.objects.bulk_create([keyless])
+    Task.objects.bulk_create([lowered])
+
+    assert orm_inserts == [keyless, lowered]
+    assert keyless.pk is not None
+    assert every_column(lowered.pk)["host"] == "host-1"
+
+
+def test_a_rolled_back_bulk_create_stores_and_publishes_nothing(
+    orm_inserts: list[object],
+):
+    with pytest.raises(Rollback), transaction.atomic():
+        Task.objects.bulk_create(Task(kallable=ADD) for _ in range(3))
+        raise Rollback
+
+    assert orm_inserts == []
+    assert flush(10)
+    assert queue_size() == 0
+    assert not Task.objects.exists()
+
+
+def test_bulk_create_refuses_a_worker_that_was_never_saved_as_django_does():
+    worker = Worker(name="unsaved")
+    task = Task(kallable=ADD)
+    task.worker = worker
+
+    with pytest.raises(ValueError, match="unsaved related object 'worker'"):
+        Task.objects.bulk_create([task])
+
+    assert not Task.objects.exists()

@@ -75,15 +75,23 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def bulk_create(
         self, objs: Iterable[Task], *args: Any, **kwargs: Any
     ) -> list[Task]:
-        """Validate and insert the tasks, then publish them on commit."""
+        """Validate and insert the tasks, then publish them on commit.
+
+        On PostgreSQL, plain inserts go as one COPY; options such as
+        ``ignore_conflicts`` leave them to Django.
+        """
         from .publishing import publish_on_commit
+        from .sql import copy_tasks
 
         tasks = list(objs)
         for task in tasks:
             task.validate()
-        created = super().bulk_create(tasks, *args, **kwargs)
-        publish_on_commit(created, self.db)
-        return created
+        # ``batch_size`` bounds the parameters of one INSERT; a COPY has none.
+        options = {key: value for key, value in kwargs.items() if key != "batch_size"}
+        if args or any(options.values()) or not copy_tasks(tasks, self.db):
+            tasks = super().bulk_create(tasks, *args, **kwargs)
+        publish_on_commit(tasks, self.db)
+        return tasks
 
 
 class Task(models.Model):
