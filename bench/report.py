@@ -238,7 +238,12 @@ def _target_rows(figures: dict[str, tuple[float, float, float]]) -> list[list[st
             )
         )
     bulk = figures.get("carrot/bulk_create")
-    rows.append(_verdict("bulk_create tasks/s", bulk and bulk[0], 5000, "/s"))
+    floor = figures.get("floor/bulk_create")
+    rows.append(
+        _verdict(
+            "bulk_create tasks/s", bulk and bulk[0], 5000, "/s", floor and floor[0]
+        )
+    )
     for metric in ("p50", "p99"):
         # Lower is better: Dramatiq's latency over carrot's must reach 1.
         theirs = f"dramatiq.1x4/{metric}"

@@ -26,6 +26,7 @@ import json
 import os
 import time
 import uuid
+from datetime import datetime, timezone
 
 import amqp
 import psycopg
@@ -51,6 +52,15 @@ _INSERT = (
 
 #: The concurrency of carrot's ``default`` worker in the benchmark.
 CONCURRENCY = 4
+
+
+#: Every column a new row sets, as ``_INSERT`` sets them.
+_COPY = (
+    "COPY carrot_task (id, kallable, args, kwargs, created_at, status, error, "
+    "traceback, attempts, host, worker) FROM STDIN"
+)
+#: The values of the last six columns of ``_COPY``.
+_NEW_ROW = ("waiting", "", "", 0, "", "default")
 
 
 class FloorSystem(System):
@@ -116,10 +126,37 @@ class FloorSystem(System):
         self._broker.close()
         self._database.close()
 
+    def send_bulk(self, count: int) -> None:
+        """Insert ``count`` rows with one COPY, then publish a message each."""
+        ids = [str(uuid.uuid4()) for _ in range(count)]
+        now = datetime.now(timezone.utc)
+        with self._database.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for task_id in ids:
+                copy.write_row(
+                    [
+                        task_id,
+                        NOOP,
+                        "[]",
+                        "{}",
+                        now,
+                        "waiting",
+                        "",
+                        "",
+                        0,
+                        "",
+                        "default",
+                    ]
+                )
+        for task_id in ids:
+            self._publish(task_id)
+        self.flush()
+
     def _create(self, kallable: str, args: str) -> None:
         task_id = str(uuid.uuid4())
         self._database.execute(_INSERT, [task_id, kallable, args])
+        self._publish(task_id)
 
+    def _publish(self, task_id: str) -> None:
         body = json.dumps({"carrot": 1, "task_id": task_id})
         message = amqp.Message(body, content_type="application/json", delivery_mode=2)
         self._channel.basic_publish(message, "", services.FLOOR_QUEUE)
@@ -144,6 +181,12 @@ def run(results: Results, sizes: Sizes) -> None:
     system = FloorSystem()
     try:
         repeat(results, "floor/enqueue", sizes.repeats, lambda: _create(system, sizes))
+        repeat(
+            results,
+            "floor/bulk",
+            sizes.repeats,
+            lambda: _bulk(system, sizes.bulk_count),
+        )
         repeat(
             results,
             "floor/e2e",
@@ -175,6 +218,13 @@ def run(results: Results, sizes: Sizes) -> None:
         )
     finally:
         ahead.close()
+
+
+def _bulk(system: FloorSystem, count: int) -> dict[str, float]:
+    services.reset()
+    started = time.perf_counter()
+    system.send_bulk(count)
+    return {"bulk_create": count / (time.perf_counter() - started)}
 
 
 def _create(system: FloorSystem, sizes: Sizes) -> dict[str, float]:
