@@ -1,13 +1,13 @@
 """The hottest statements: creating, claiming and settling a task.
 
 Every task is created, claimed and settled once, and many are created in
-bulk. The ORM cannot return
-columns from an UPDATE, so a claim would take a second query, and
-compiling ORM queries costs more than a no-op task. These statements are
-built from the model's own table and column names, and values go through
-the fields' own conversions, so they store exactly what the ORM would.
-They serve PostgreSQL and SQLite; other databases take the ORM path in
-`carrot.store` and `Task.save`.
+bulk. The ORM cannot return columns from an UPDATE, so a claim would take
+a second query, and compiling ORM queries costs more than a no-op task.
+These statements are built from the model's own table and column names,
+and values go through the fields' own conversions, so they store exactly
+what the ORM would. They serve PostgreSQL and SQLite (the bulk COPY,
+PostgreSQL alone); other databases take the ORM path in `carrot.store`,
+`Task.save` and ``bulk_create``.
 """
 
 from __future__ import annotations
