@@ -1,13 +1,13 @@
 """The floor's worker: the least a worker keeping carrot's promises does.
 
 ``python -m bench.floor_worker [CLAIMS]`` consumes the floor's queue with
-py-amqp alone, on one thread. Whatever one read of the socket brought, at
-most a prefetch's worth, it claims ``CLAIMS`` rows at a time and calls
-the no-op for each row claimed. A claim committed before the call is
-what keeps a duplicate message from starting a second copy of a running
-task. One statement stores the outcomes of the rows just called and
-claims the next ones, as carrot's recorder does; the messages are
-acknowledged with one frame once every outcome is committed.
+py-amqp alone, on one thread. It claims the rows of the messages that
+have arrived, ``CLAIMS`` at a time, and calls the no-op for each row
+claimed. A claim committed before the call is what keeps a duplicate
+message from starting a second copy of a running task. One statement
+stores the outcomes of the rows just called and claims the next ones, as
+carrot's recorder does; once it is committed, one frame acknowledges the
+messages whose outcomes it stored, and the broker sends more.
 
 With ``CLAIMS`` at carrot's concurrency this is carrot's rule, which
 claims a row only when a thread is free to run it; with ``CLAIMS`` at
@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import uuid
+from collections import deque
 from collections.abc import Sequence
 
 import amqp
@@ -70,19 +71,15 @@ def main() -> None:
     channel.queue_declare(services.FLOOR_QUEUE, durable=True, auto_delete=False)
     channel.basic_qos(0, PREFETCH, False)
 
-    received: list[amqp.Message] = []
-    channel.basic_consume(services.FLOOR_QUEUE, callback=received.append)
+    waiting: deque[amqp.Message] = deque()
+    channel.basic_consume(services.FLOOR_QUEUE, callback=waiting.append)
     print("ready", flush=True)
 
+    finished: list[amqp.Message] = []
     while not stopping.is_set():
-        try:
-            connection.drain_events(timeout=_POLL_SECONDS)
-        except TimeoutError:
-            continue
-        _take_the_rest(connection, received)
-        _run(durable, relaxed, received, claims_at_once)
-        channel.basic_ack(received[-1].delivery_tag, multiple=True)
-        received.clear()
+        _receive(connection, wait=not (waiting or finished))
+        taken = [waiting.popleft() for _ in range(min(claims_at_once, len(waiting)))]
+        finished = _run(durable, relaxed, channel, finished, taken)
 
     connection.close()
     relaxed.close()
@@ -98,46 +95,57 @@ def _connect() -> Database:
     )
 
 
-def _take_the_rest(connection: amqp.Connection, received: list[amqp.Message]) -> None:
-    # Whatever the socket already holds, without waiting.
-    while len(received) < PREFETCH:
+def _receive(connection: amqp.Connection, *, wait: bool) -> None:
+    """Take what the socket holds; with ``wait``, wait a while for it."""
+    timeout = _POLL_SECONDS if wait else 0
+    while True:
         try:
-            connection.drain_events(timeout=0)
+            connection.drain_events(timeout=timeout)
         except TimeoutError:
             return
+        timeout = 0
 
 
 def _run(
     durable: Database,
     relaxed: Database,
-    received: list[amqp.Message],
-    claims_at_once: int,
-) -> None:
-    ids = [json.loads(message.body)["task_id"] for message in received]
-    finished: list[object] = []
-    for start in range(0, len(ids), claims_at_once):
-        claimed = _record(
-            durable, relaxed, finished, ids[start : start + claims_at_once]
-        )
-        for _task_id, args in claimed:
-            if args:
-                probe.latency(args[0])  # type: ignore[index]
-            noop()
-        finished = [task_id for task_id, _ in claimed]
-    _record(durable, relaxed, finished, [])
+    channel: amqp.Channel,
+    finished: list[amqp.Message],
+    taken: list[amqp.Message],
+) -> list[amqp.Message]:
+    """Store the outcomes of ``finished``, claim and call ``taken``.
+
+    Returns the messages called, whose outcomes the next call stores.
+    """
+    ids = [json.loads(message.body)["task_id"] for message in taken]
+    claimed = _record(durable, relaxed, finished, ids)
+    if finished:
+        # Messages arrive and are called in order: one frame acknowledges
+        # every message up to the last whose outcome was just committed.
+        channel.basic_ack(finished[-1].delivery_tag, multiple=True)
+
+    for _task_id, args in claimed:
+        if args:
+            probe.latency(args[0])  # type: ignore[index]
+        noop()
+    return taken
 
 
 def _record(
-    durable: Database, relaxed: Database, finished: Sequence[object], ids: Sequence[str]
+    durable: Database,
+    relaxed: Database,
+    finished: Sequence[amqp.Message],
+    ids: Sequence[str],
 ) -> list[tuple[object, ...]]:
-    """Store ``finished`` outcomes and claim ``ids`` in one statement."""
+    """Store the outcomes of ``finished`` and claim ``ids`` in one statement."""
+    done = [json.loads(message.body)["task_id"] for message in finished]
     claim = [_RUNNER, "floor", os.getpid(), ids]
-    if not finished:
-        return relaxed.execute(_CLAIM, claim).fetchall()
+    if not done:
+        return relaxed.execute(_CLAIM, claim).fetchall() if ids else []
     if not ids:
-        durable.execute(_FINISH, [finished])
+        durable.execute(_FINISH, [done])
         return []
-    return durable.execute(_FINISH_AND_CLAIM, [finished, *claim]).fetchall()
+    return durable.execute(_FINISH_AND_CLAIM, [done, *claim]).fetchall()
 
 
 if __name__ == "__main__":
