@@ -1,4 +1,4 @@
-"""The floor: the least work any queue keeping carrot's promises must do.
+"""The floor: the least work that carrot's design and promises require.
 
 Every task costs at least a row inserted with a durable commit, one at a
 time as a web app creates it; a persistent message published with a
@@ -12,9 +12,9 @@ kombu or carrot around them, and is measured the way carrot is
 Its worker (`bench.floor_worker`) runs on one thread and shares every
 statement among as many claims and outcomes as carrot's rule allows: a
 row is claimed only when one of the worker's 4 threads is free to run
-it. No design of carrot that keeps the rule can beat it on this
-machine, so a target the floor itself misses cannot be met here; the
-report says which. ``floor.ahead`` drains once more with the rule
+it. carrot does all of this and more, so it cannot beat the floor on
+the same machine, and a target the floor itself misses cannot be met
+there; the report says which. ``floor.ahead`` drains once more with the rule
 relaxed, claiming a whole prefetch ahead of the calls, to show what
 that rule costs.
 """
@@ -48,12 +48,6 @@ _INSERT = (
     "traceback, attempts, host, created_at, worker) VALUES "
     "(%s, %s, %s, '{}', 'waiting', '', '', 0, '', now(), 'default')"
 )
-
-
-#: The concurrency of carrot's ``default`` worker in the benchmark.
-CONCURRENCY = 4
-
-
 #: Every column a new row sets, as ``_INSERT`` sets them.
 _COPY = (
     "COPY carrot_task (id, kallable, args, kwargs, created_at, status, error, "
@@ -61,6 +55,8 @@ _COPY = (
 )
 #: The values of the last six columns of ``_COPY``.
 _NEW_ROW = ("waiting", "", "", 0, "", "default")
+#: The concurrency of carrot's ``default`` worker in the benchmark.
+CONCURRENCY = 4
 
 
 class FloorSystem(System):
