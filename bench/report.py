@@ -295,8 +295,8 @@ def _verdict(
 ) -> list[str]:
     """A target's row; ``floor`` is the same ratio reached by the floor.
 
-    A target the floor misses cannot be met on this machine by any design
-    that stores a row per task: the floor does less than that requires.
+    A target the floor misses cannot be met by carrot on this machine: the
+    floor does less than carrot must.
     """
     digits = 0 if unit == "/s" else 2
     reached = "-" if floor is None else f"{floor:,.{digits}f}{unit}"

@@ -12,11 +12,11 @@ kombu or carrot around them, and is measured the way carrot is
 Its worker (`bench.floor_worker`) runs on one thread and shares every
 statement among as many claims and outcomes as carrot's rule allows: a
 row is claimed only when one of the worker's 4 threads is free to run
-it. carrot does all of this and more, so it cannot beat the floor on
-the same machine, and a target the floor itself misses cannot be met
-there; the report says which. ``floor.ahead`` drains once more with the rule
-relaxed, claiming a whole prefetch ahead of the calls, to show what
-that rule costs.
+it. carrot does all of this and more, so it cannot beat the floor on the
+same machine, and a target the floor itself misses cannot be met there;
+the report says which. ``floor.ahead`` drains once more with the rule
+relaxed, claiming a whole prefetch ahead of the calls, to show what that
+rule costs.
 """
 
 from __future__ import annotations
@@ -128,21 +128,7 @@ class FloorSystem(System):
         now = datetime.now(timezone.utc)
         with self._database.cursor() as cursor, cursor.copy(_COPY) as copy:
             for task_id in ids:
-                copy.write_row(
-                    [
-                        task_id,
-                        NOOP,
-                        "[]",
-                        "{}",
-                        now,
-                        "waiting",
-                        "",
-                        "",
-                        0,
-                        "",
-                        "default",
-                    ]
-                )
+                copy.write_row([task_id, NOOP, "[]", "{}", now, *_NEW_ROW])
         for task_id in ids:
             self._publish(task_id)
         self.flush()
